@@ -1,0 +1,110 @@
+"""Model versions: version 1 is the shipped `exported/` (never written to); retrained versions live in
+`<data dir>/models/v<N>/`, each a complete export with its own `model.json`. `active.json` names the
+version being served; it is replaced atomically (write a temporary file, then rename).
+
+A version folder appears only once complete: retraining writes into `models/.staging-*` and renames
+it into place as its last step, so a crash leaves no partial version (stale staging folders are
+removed on the next start).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from inference.model_card import EXPORTED_DIR, ModelMetadataError, load_metadata
+
+SHIPPED_VERSION = 1
+
+
+class Registry:
+    def __init__(self, root: str | Path, shipped_dir: str | Path = EXPORTED_DIR):
+        self.root = Path(root)
+        self.shipped_dir = Path(shipped_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.clean_staging()
+
+    # -- layout ---------------------------------------------------------------------------------
+    def version_dir(self, version: int) -> Path:
+        return self.shipped_dir if version == SHIPPED_VERSION else self.root / f"v{version}"
+
+    def versions(self) -> list[int]:
+        found = [SHIPPED_VERSION]
+        for path in self.root.glob("v*"):
+            if path.is_dir() and path.name[1:].isdigit() and (path / "model.json").exists():
+                found.append(int(path.name[1:]))
+        return sorted(set(found))
+
+    def next_version(self) -> int:
+        return max(self.versions()) + 1
+
+    def staging_dir(self) -> Path:
+        path = self.root / f".staging-{os.getpid()}-{time.time_ns()}"
+        path.mkdir(parents=True)
+        return path
+
+    def commit(self, staging: Path, version: int) -> Path:
+        """Rename a complete staging folder into place as `v<version>` (atomic on one filesystem)."""
+        load_metadata(staging, check_files=("model.onnx", "model.keras"))  # refuse an incomplete export
+        target = self.version_dir(version)
+        if target.exists():
+            raise FileExistsError(f"Version {version} already exists at {target}.")
+        staging.rename(target)
+        return target
+
+    def clean_staging(self) -> None:
+        for path in self.root.glob(".staging-*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    # -- active version ---------------------------------------------------------------------------
+    def active_version(self) -> int:
+        path = self.root / "active.json"
+        if not path.exists():
+            return SHIPPED_VERSION
+        try:
+            version = int(json.loads(path.read_text())["version"])
+        except (ValueError, KeyError, json.JSONDecodeError):
+            return SHIPPED_VERSION
+        return version if version in self.versions() else SHIPPED_VERSION
+
+    def set_active(self, version: int, by: str = "", reason: str = "") -> None:
+        if version not in self.versions():
+            raise ValueError(f"There is no model version {version}; versions: {self.versions()}.")
+        load_metadata(self.version_dir(version), check_files=("model.onnx", "model.keras"))
+        record = {"version": version, "by": by, "reason": reason, "at": time.time()}
+        tmp = self.root / f"active.json.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.root / "active.json")
+        with (self.root / "activations.log").open("a") as log:
+            log.write(json.dumps(record) + "\n")
+
+    def active_dir(self) -> Path:
+        return self.version_dir(self.active_version())
+
+    def describe(self) -> list[dict]:
+        """One row per version: metrics and promotion decision from its metadata."""
+        active = self.active_version()
+        rows = []
+        for version in self.versions():
+            try:
+                meta = load_metadata(self.version_dir(version), check_files=())
+            except ModelMetadataError as err:
+                rows.append({"version": version, "active": version == active, "error": str(err)})
+                continue
+            gate = meta.get("retraining", {}).get("gate", {})
+            rows.append({
+                "version": version, "active": version == active, "parent": meta.get("parent_version"),
+                "created": meta.get("created", ""),
+                "test_accuracy": meta.get("metrics", {}).get("test", {}).get("accuracy"),
+                "new_images": meta.get("retraining", {}).get("new_images", 0),
+                "promoted": gate.get("passed") if gate else None, "reason": gate.get("reason", "shipped model"),
+            })
+        return rows
+
+    def describe_rows(self) -> list[list]:
+        """`describe()` as table rows for the admin page."""
+        return [[r["version"], "yes" if r["active"] else "", r.get("parent"), r.get("created", ""),
+                 None if r.get("test_accuracy") is None else round(r["test_accuracy"], 4), r.get("new_images"),
+                 r.get("promoted"), r.get("reason") or r.get("error", "")] for r in self.describe()]

@@ -1,0 +1,220 @@
+"""What the app does, without the UI: classify and explain pictures, record history and feedback,
+serve the active model version, warm up TensorFlow in the background, run retraining in a worker.
+
+Raises ValueError (bad input), PermissionError (not allowed) or store.AccountError; `app.py` turns
+them into messages.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from inference.classifier import Classifier, Prediction
+from inference.explain import Explanation, explain
+from inference.model_card import EXPORTED_DIR, PROJECT_ROOT
+from inference.registry import Registry
+from inference.store import Store
+
+CAM_METHODS = {"Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++", "HiResCAM": "hirescam"}
+
+
+@dataclass
+class Analysis:
+    name: str
+    prediction: Prediction
+    explanation: Explanation
+    pixels: np.ndarray  # (32, 32, 3) uint8, what the model saw
+    original: Image.Image
+    original_size: tuple[int, int]
+    model_version: int
+    heatmap: np.ndarray | None = None  # (32, 32) in [0, 1]
+    method: str = "gradcam"
+    explained: str = ""
+    faithfulness: dict | None = None
+    record_id: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"file": self.name, "model_version": self.model_version, **self.prediction.to_dict(),
+                "explanation": self.explanation.to_dict(), "cam_method": self.method if self.heatmap is not None else None,
+                "explained_class": self.explained or None, "faithfulness": self.faithfulness,
+                "original_size": list(self.original_size), "record_id": self.record_id}
+
+
+class DetectorService:
+    def __init__(self, data_folder: str | Path | None = None, database_url: str | None = None,
+                 shipped_dir: str | Path = EXPORTED_DIR):
+        self.store = Store(database_url, data_folder)
+        self.folder = self.store.folder
+        self.registry = Registry(self.folder / "models", shipped_dir)
+        self.images_dir = self.folder / "images"
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        self._model_lock = threading.Lock()
+        self._classifier: Classifier | None = None
+        self._classifier_version: int | None = None
+        self._cams: dict[int, object] = {}
+        self._cam_ready = threading.Event()
+        self._retrain: subprocess.Popen | None = None
+        self._retrain_lock = threading.Lock()
+
+    # -- models ------------------------------------------------------------------------------
+    def classifier(self) -> tuple[Classifier, int]:
+        """The active version's classifier (reloaded when an admin switches versions)."""
+        version = self.registry.active_version()
+        with self._model_lock:
+            if self._classifier is None or self._classifier_version != version:
+                self._classifier = Classifier(self.registry.version_dir(version))
+                self._classifier_version = version
+            return self._classifier, version
+
+    def gradcam(self, version: int):
+        from inference.gradcam import GradCAM
+
+        with self._model_lock:
+            if version not in self._cams:
+                self._cams[version] = GradCAM(self.registry.version_dir(version))
+            return self._cams[version]
+
+    def warm_up(self) -> threading.Thread:
+        """Load TensorFlow and trace Grad-CAM in the background so the first heatmap does not wait."""
+        def work():
+            try:
+                clf, version = self.classifier()
+                cam = self.gradcam(version)
+                cam.compute(np.zeros((1, 32, 32, 3), np.float32))
+            finally:
+                self._cam_ready.set()
+
+        thread = threading.Thread(target=work, name="gradcam-warmup", daemon=True)
+        thread.start()
+        return thread
+
+    # -- predict -----------------------------------------------------------------------------
+    def classify(self, source, name: str = "") -> Analysis:
+        clf, version = self.classifier()
+        prepared = clf.prepare(source, name or None)
+        prediction = clf.predict_pixels(prepared.pixels[None])[0]
+        explanation = explain(prediction, None, prepared.original_size)
+        return Analysis(name, prediction, explanation, prepared.pixels, prepared.display,
+                        prepared.original_size, version)
+
+    def add_heatmap(self, analysis: Analysis, method: str = "gradcam", target: str | None = None) -> Analysis:
+        from inference.gradcam import deletion_faithfulness
+
+        clf, _ = self.classifier()
+        cam = self.gradcam(analysis.model_version)
+        explained = target or analysis.prediction.likely_label
+        analysis.heatmap = cam.explain(analysis.pixels, analysis.prediction.p_fake, explained, method)
+        analysis.method, analysis.explained = method, explained
+        analysis.faithfulness = deletion_faithfulness(analysis.pixels, analysis.heatmap,
+                                                      lambda x: clf.run(x)[0], explained)
+        analysis.explanation = explain(analysis.prediction, analysis.heatmap, analysis.original_size,
+                                       explained, analysis.faithfulness)
+        return analysis
+
+    def record(self, username: str, analysis: Analysis, source: str = "ui") -> int:
+        """Store the prediction (and the 32x32 input, for feedback) in the user's history."""
+        digest = hashlib.sha256(analysis.pixels.tobytes()).hexdigest()[:20]
+        image_path = self.images_dir / f"{digest}.png"
+        if not image_path.exists():
+            Image.fromarray(analysis.pixels).save(image_path)
+        thumb = analysis.original.copy()
+        thumb.thumbnail((96, 96))
+        buffer = io.BytesIO()
+        thumb.save(buffer, format="PNG")
+        analysis.record_id = self.store.add_prediction(
+            username, analysis.name, analysis.prediction, analysis.model_version,
+            str(image_path.relative_to(self.folder)), buffer.getvalue(), source)
+        return analysis.record_id
+
+    def flag(self, username: str, prediction_id: int, claimed_label: str) -> str:
+        """The user says the verdict was wrong (or right); the 32x32 input and the label are kept."""
+        row = self.store.get_prediction(prediction_id)
+        if row is None or row["username"] != username:
+            raise PermissionError("That prediction is not in your history.")
+        kind = "confirm" if row["label"] == claimed_label else "wrong"
+        self.store.add_feedback(username, claimed_label, row["image_path"], kind, prediction_id)
+        return kind
+
+    def add_labelled_upload(self, username: str, path: str | Path) -> int:
+        """An admin's labelled zip/folder (REAL/, FAKE/) -> accepted feedback items. Returns the count."""
+        from training.data import load_labelled  # training code, only for admins
+
+        split = load_labelled(path)
+        for pixels, label in zip(split.images, split.labels):
+            digest = hashlib.sha256(pixels.tobytes()).hexdigest()[:20]
+            image_path = self.images_dir / f"{digest}.png"
+            if not image_path.exists():
+                Image.fromarray(pixels).save(image_path)
+            self.store.add_feedback(username, ("REAL", "FAKE")[int(label)], str(image_path.relative_to(self.folder)),
+                                    "upload", status="accepted")
+        return len(split)
+
+    # -- retraining --------------------------------------------------------------------------
+    def status_path(self) -> Path:
+        return self.folder / "retrain_status.json"
+
+    def retrain_status(self) -> dict:
+        path = self.status_path()
+        status = json.loads(path.read_text()) if path.exists() else {"state": "idle"}
+        running = self._retrain is not None and self._retrain.poll() is None
+        if status.get("state") == "running" and not running:
+            status["state"] = "failed"
+            status["message"] = status.get("message", "") + " (the worker stopped before finishing)"
+        return status
+
+    def start_retrain(self, username: str, steps: int | None = None, extra_args: list[str] | None = None) -> None:
+        with self._retrain_lock:
+            if self._retrain is not None and self._retrain.poll() is None:
+                raise ValueError("A retraining run is already in progress.")
+            accepted = self.store.list_feedback("accepted")
+            if not accepted:
+                raise ValueError("There are no accepted labelled images to learn from yet.")
+            cmd = [sys.executable, "-m", "training.retrain", "--data-dir", str(self.folder),
+                   "--by", username, "--status", str(self.status_path())]
+            if steps:
+                cmd += ["--steps", str(steps)]
+            cmd += extra_args or []
+            self.status_path().write_text(json.dumps({"state": "running", "progress": 0.0, "message": "starting"}))
+            log = (self.folder / "retrain.log").open("a")
+            self._retrain = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                             start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def cancel_retrain(self) -> bool:
+        with self._retrain_lock:
+            if self._retrain is None or self._retrain.poll() is not None:
+                return False
+            os.killpg(self._retrain.pid, signal.SIGTERM)
+            try:
+                self._retrain.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._retrain.pid, signal.SIGKILL)
+                self._retrain.wait()
+            self.registry.clean_staging()
+            self.status_path().write_text(json.dumps({"state": "cancelled", "progress": 0.0,
+                                                      "message": "cancelled by an admin"}))
+            return True
+
+    def wait_retrain(self, timeout: float | None = None) -> int | None:
+        if self._retrain is None:
+            return None
+        try:
+            return self._retrain.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def activate(self, version: int, by: str, reason: str = "") -> None:
+        self.registry.set_active(version, by, reason)
+        self.classifier()  # load now so the next request does not pay for it

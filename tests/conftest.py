@@ -1,0 +1,93 @@
+"""Shared fixtures. Tests make their own tiny data; a few real CIFAKE files ship in examples/."""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+for _name, _value in (("GRADIO_ANALYTICS_ENABLED", "False"), ("ORT_DISABLE_TELEMETRY", "1"),
+                      ("HF_HUB_DISABLE_TELEMETRY", "1"), ("TF_CPP_MIN_LOG_LEVEL", "2"),
+                      ("CUDA_VISIBLE_DEVICES", "")):
+    os.environ.setdefault(_name, _value)
+
+import numpy as np
+import pytest
+from PIL import Image
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = PROJECT_ROOT / "examples"
+EXPORTED = PROJECT_ROOT / "exported"
+SHARED_CIFAKE = PROJECT_ROOT.parent / "shared" / "datasets" / "cifake"
+
+
+def synthetic_image(label: int, rng: np.random.Generator) -> np.ndarray:
+    """(32, 32, 3) uint8. REAL: noisy texture; FAKE: smooth gradients. Learnable in one epoch."""
+    if label == 0:
+        base = rng.integers(60, 200, (1, 1, 3))
+        return np.clip(base + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[:32, :32] / 31.0
+    colour = rng.uniform(0, 255, (2, 3))
+    image = colour[0] * xx[..., None] + colour[1] * yy[..., None]
+    return np.clip(image * 0.6 + rng.normal(0, 3, (32, 32, 3)), 0, 255).astype(np.uint8)
+
+
+def jpeg_bytes(pixels: np.ndarray, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def write_tiny_cifake(root: Path, n_train: int = 160, n_test: int = 40, seed: int = 0,
+                      duplicate: bool = True) -> Path:
+    """A CIFAKE-layout folder: train/{REAL,FAKE}, test/{REAL,FAKE}; half of each class."""
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", n_train), ("test", n_test)):
+        for label, cls in enumerate(("REAL", "FAKE")):
+            folder = root / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count // 2):
+                (folder / f"{i:04d}.jpg").write_bytes(jpeg_bytes(synthetic_image(label, rng)))
+    if duplicate:  # one duplicate inside train/FAKE, one test/FAKE file leaked into train/FAKE
+        (root / "train" / "FAKE" / "dup.jpg").write_bytes((root / "train" / "FAKE" / "0000.jpg").read_bytes())
+        (root / "train" / "FAKE" / "leak.jpg").write_bytes((root / "test" / "FAKE" / "0000.jpg").read_bytes())
+    return root
+
+
+def zip_folder(folder: Path, target: Path) -> Path:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_cifake(tmp_path_factory) -> Path:
+    return write_tiny_cifake(tmp_path_factory.mktemp("cifake") / "data")
+
+
+@pytest.fixture(scope="session")
+def tiny_cifake_zip(tiny_cifake, tmp_path_factory) -> Path:
+    return zip_folder(tiny_cifake, tmp_path_factory.mktemp("zip") / "cifake.zip")
+
+
+@pytest.fixture(scope="session")
+def sample_paths() -> dict[str, list[Path]]:
+    """Real CIFAKE test files committed in examples/: {"REAL": [...], "FAKE": [...]}."""
+    return {"REAL": sorted(EXAMPLES.glob("real_*.jpg")), "FAKE": sorted(EXAMPLES.glob("fake_*.jpg"))}
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    from inference.classifier import Classifier
+
+    return Classifier(EXPORTED)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Tests never write decoded caches into the project (or into ../shared)."""
+    import training.data as data
+
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")

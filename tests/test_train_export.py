@@ -1,0 +1,101 @@
+"""A one-epoch train + export on ~200 tiny images: ONNX parity, metadata schema and hash checks."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from inference.model_card import ModelMetadataError, SCHEMA_VERSION, load_metadata
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_cifake, tmp_path_factory):
+    import training.data as data
+    from training.export import ExportConfig, export
+    from training.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    old_cache = data.CACHE_DIR
+    data.CACHE_DIR = root / "cache"
+    try:
+        config = TrainConfig(epochs=1, batch_size=32, variants=1, data=str(tiny_cifake), run_dir=str(root / "run"),
+                             val_fraction=0.25)
+        run_dir = train(config)
+        metadata = export(run_dir, root / "exported", ExportConfig(parity_images=40, ood_fit_images=200))
+    finally:
+        data.CACHE_DIR = old_cache
+    return root / "exported", metadata
+
+
+def test_training_writes_checkpoints_history_and_curves(tiny_export):
+    run_dir = tiny_export[0].parent / "run"
+    for name in ("best.keras", "last.keras", "state.json", "history.json", "curves.png", "config.json"):
+        assert (run_dir / name).exists(), name
+    assert json.loads((run_dir / "state.json").read_text())["epoch"] == 1
+
+
+def test_export_records_parity_and_onnx_matches_keras(tiny_export):
+    folder, metadata = tiny_export
+    assert metadata["parity"]["max_abs_diff_p_fake"] <= 1e-4
+    import keras
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).integers(0, 256, (7, 32, 32, 3)).astype(np.float32)
+    keras_p, keras_ood = keras.models.load_model(folder / "model.keras").predict(x, verbose=0)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_p, onnx_ood = session.run(None, {session.get_inputs()[0].name: x})
+    assert onnx_p.shape == (7, 1) and onnx_ood.shape == (7, 1)  # dynamic batch
+    np.testing.assert_allclose(onnx_p, keras_p, atol=1e-4)
+    np.testing.assert_allclose(onnx_ood, keras_ood, rtol=1e-3, atol=1e-2)
+
+
+def test_metadata_describes_the_artifacts(tiny_export):
+    folder, _ = tiny_export
+    meta = load_metadata(folder, check_files=("model.onnx", "model.keras"))
+    assert meta["schema_version"] == SCHEMA_VERSION
+    assert meta["class_names"] == ["REAL", "FAKE"]
+    assert meta["input"]["shape"] == [None, 32, 32, 3] and meta["input"]["colour_order"] == "RGB"
+    assert meta["preprocessing"]["input_size"] == [32, 32]
+    assert meta["gradcam"]["layer"] == "last_conv"
+    assert meta["metrics"]["test"]["n"] == 40 and meta["metrics"]["validation"]["n"] > 0
+    assert meta["calibration"]["temperature"] > 0
+    assert meta["data"]["fingerprint"]["train"]["sha256"]
+    assert {"tensorflow", "keras", "onnxruntime"} <= set(meta["versions"])
+
+
+def test_tampered_model_file_is_refused(tiny_export, tmp_path):
+    folder, _ = tiny_export
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    with (copy / "model.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelMetadataError, match="model.onnx has sha256"):
+        load_metadata(copy)
+
+
+def test_other_schema_version_is_refused(tiny_export, tmp_path):
+    folder, _ = tiny_export
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    meta = json.loads((copy / "model.json").read_text())
+    meta["schema_version"] = 99
+    (copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelMetadataError, match="schema_version 99"):
+        load_metadata(copy)
+
+
+def test_resume_continues_after_the_last_epoch(tiny_export, tiny_cifake):
+    import training.data as data
+    from training.train import TrainConfig, train
+
+    run_dir = tiny_export[0].parent / "run"
+    old = data.CACHE_DIR
+    data.CACHE_DIR = run_dir.parent / "cache"
+    try:
+        config = TrainConfig(epochs=2, batch_size=32, variants=1, data=str(tiny_cifake), run_dir=str(run_dir),
+                             val_fraction=0.25)
+        train(config, resume=True)
+    finally:
+        data.CACHE_DIR = old
+    state = json.loads((run_dir / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2]

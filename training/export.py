@@ -1,0 +1,314 @@
+"""Export a trained run: `python -m training.export --run runs/default [--out exported]`.
+
+1. Temperature scaling fitted on validation (the logit is divided by T inside the graph).
+2. Out-of-domain score fitted on training features: squared Mahalanobis distance of the pooled
+   features to the nearer class mean (shared Ledoit-Wolf covariance), computed inside the graph, so
+   the ONNX model returns it without TensorFlow. Its threshold is a quantile of validation scores.
+3. `model.keras` (outputs: P(FAKE) calibrated, ood_score) and `model.onnx` (same outputs, dynamic
+   batch), with Keras/ONNX parity asserted on real images.
+4. Metrics on validation and the official test split (also without the leaked images), plots, and
+   `model.json` describing all of it, with the sha256 of each file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from inference.model_card import SCHEMA_VERSION, sha256_of
+from inference.preprocess import DEFAULT_RESAMPLE
+from training.data import CLASS_NAMES, PROJECT_ROOT, load_cifake
+from training.metrics import compute_metrics, expected_calibration_error, save_plots
+
+CALIBRATED_LOGIT = "calibrated_logit"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    threshold: float = 0.5  # on the calibrated P(FAKE)
+    leaning_from: float = 0.7  # confidence below this: "uncertain"
+    confident_from: float = 0.9  # confidence at or above this (and in domain): "confident"
+    ood_quantile: float = 0.99  # share of validation images below the out-of-domain threshold
+    ood_fit_images: int = 40000  # training images used to fit the feature distribution
+    parity_images: int = 2000  # real test images checked Keras vs ONNX
+    parity_tolerance: float = 1e-4
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """T > 0 minimising the validation log loss of sigmoid(logit / T)."""
+    from scipy.optimize import minimize_scalar
+
+    logits = logits.astype(np.float64).reshape(-1)
+    labels = labels.astype(np.float64).reshape(-1)
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0.0, z) - labels * z))  # = BCE(sigmoid(z), y), stable
+
+    result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+def fit_mahalanobis(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class means (2, D) and whitening matrix L (D, D) with L @ L.T = inverse shared covariance."""
+    from sklearn.covariance import LedoitWolf
+
+    features = features.astype(np.float64)
+    means = np.stack([features[labels == k].mean(axis=0) for k in (0, 1)])
+    centred = features - means[labels.astype(int)]
+    precision = np.linalg.inv(LedoitWolf().fit(centred).covariance_)
+    return means, np.linalg.cholesky((precision + precision.T) / 2)
+
+
+def build_export_model(base, temperature: float, means: np.ndarray, whitening: np.ndarray):
+    """base (outputs p_fake) -> model with outputs [calibrated P(FAKE) (N, 1), ood_score (N, 1)]."""
+    import keras
+    from keras import layers
+
+    from training.model import FEATURES_LAYER, LOGIT_LAYER
+
+    logit = base.get_layer(LOGIT_LAYER).output
+    features = base.get_layer(FEATURES_LAYER).output
+    scale = layers.Dense(1, use_bias=False, name=CALIBRATED_LOGIT, trainable=False)
+    calibrated = scale(logit)
+    scale.set_weights([np.array([[1.0 / temperature]], np.float32)])
+    p_fake = layers.Activation("sigmoid", name="p_fake_calibrated", dtype="float32")(calibrated)
+    dim = whitening.shape[0]
+    distances = []
+    for k, name in enumerate(CLASS_NAMES):
+        whiten = layers.Dense(dim, name=f"whiten_{name.lower()}", trainable=False)
+        z = whiten(features)  # (N, D) = (f - mean_k) @ L
+        whiten.set_weights([whitening.astype(np.float32), (-means[k] @ whitening).astype(np.float32)])
+        squared = layers.Multiply(name=f"square_{name.lower()}")([z, z])
+        total = layers.Dense(1, use_bias=False, name=f"distance_{name.lower()}", trainable=False)
+        distances.append(total(squared))
+        total.set_weights([np.ones((dim, 1), np.float32)])
+    ood = layers.Minimum(name="ood_score", dtype="float32")(distances)
+    return keras.Model(base.input, [p_fake, ood], name=base.name)
+
+
+def predict_logits_and_features(base, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import keras
+
+    from training.model import FEATURES_LAYER, LOGIT_LAYER
+
+    probe = keras.Model(base.input, [base.get_layer(LOGIT_LAYER).output, base.get_layer(FEATURES_LAYER).output])
+    logits, features = probe.predict(images.astype(np.float32), batch_size=1024, verbose=0)
+    return logits.reshape(-1), features
+
+
+def export_onnx(model, path: Path, sample: np.ndarray) -> None:
+    model(sample[:1].astype(np.float32))  # Keras 3 exports only a model that has been called
+    model.export(str(path), format="onnx", verbose=False)
+
+
+def save_model_files(model, staging: Path, parity_images: np.ndarray, tolerance: float = 1e-4) -> dict:
+    """Write model.keras and model.onnx into `staging`; assert Keras/ONNX parity on `parity_images`."""
+    model.save(staging / "model.keras")
+    export_onnx(model, staging / "model.onnx", parity_images)
+    parity_x = parity_images.astype(np.float32)
+    keras_p, keras_ood = (o.reshape(-1) for o in model.predict(parity_x, batch_size=512, verbose=0))
+    onnx_p, onnx_ood = run_onnx(staging / "model.onnx", parity_x)
+    max_diff = float(np.abs(keras_p - onnx_p).max())
+    ood_rel = float((np.abs(keras_ood - onnx_ood) / np.maximum(1.0, np.abs(keras_ood))).max())
+    if max_diff > tolerance:
+        raise RuntimeError(f"Keras and ONNX disagree: max |ΔP(FAKE)| = {max_diff:.2e} > {tolerance}.")
+    return {"images": int(len(parity_x)), "max_abs_diff_p_fake": max_diff, "max_rel_diff_ood_score": ood_rel,
+            "tolerance": tolerance}
+
+
+def file_entries(folder: Path) -> dict:
+    return {name: {"path": name, "sha256": sha256_of(folder / name), "bytes": (folder / name).stat().st_size}
+            for name in ("model.onnx", "model.keras")}
+
+
+def run_onnx(path: Path, images: np.ndarray, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    p_parts, o_parts = [], []
+    for start in range(0, len(images), batch):
+        p, o = session.run(None, {name: images[start : start + batch].astype(np.float32)})
+        p_parts.append(p.reshape(-1))
+        o_parts.append(o.reshape(-1))
+    return np.concatenate(p_parts), np.concatenate(o_parts)
+
+
+def band_table(labels: np.ndarray, p_fake: np.ndarray, ood: np.ndarray, config: ExportConfig, ood_threshold: float) -> dict:
+    """Share of images and error rate of the likely label in each verdict band."""
+    confidence = np.maximum(p_fake, 1 - p_fake)
+    correct = (p_fake >= config.threshold).astype(int) == labels
+    out = ood > ood_threshold
+    bands = np.where(out | (confidence < config.leaning_from), "uncertain",
+                     np.where(confidence >= config.confident_from, "confident", "leaning"))
+    table = {}
+    for band in ("confident", "leaning", "uncertain"):
+        mask = bands == band
+        table[band] = {"share": float(mask.mean()), "n": int(mask.sum()),
+                       "error_rate": float(1 - correct[mask].mean()) if mask.any() else None}
+    table["out_of_domain"] = {"share": float(out.mean()), "n": int(out.sum())}
+    return table
+
+
+def library_versions() -> dict:
+    import keras
+    import onnx
+    import onnxruntime
+    import PIL
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+            "pillow": PIL.__version__, "scikit-learn": sklearn.__version__}
+
+
+def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), data_path: str | None = None,
+           version: int = 1, parent: int | None = None) -> dict:
+    import keras
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    train_config = json.loads((run_dir / "config.json").read_text())
+    state = json.loads((run_dir / "state.json").read_text())
+    data = load_cifake(data_path or train_config.get("data") or None, train_config["val_fraction"], train_config["seed"])
+    base = keras.models.load_model(run_dir / "best.keras")
+
+    val_logits, _ = predict_logits_and_features(base, data.val.images)
+    temperature = fit_temperature(val_logits, data.val.labels)
+    rng = np.random.default_rng(0)
+    fit_idx = rng.permutation(len(data.train))[: config.ood_fit_images]
+    _, train_features = predict_logits_and_features(base, data.train.images[fit_idx])
+    means, whitening = fit_mahalanobis(train_features, data.train.labels[fit_idx])
+    model = build_export_model(base, temperature, means, whitening)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
+        staging = Path(tmp)
+        parity_idx = rng.permutation(len(data.test))[: config.parity_images]
+        parity = save_model_files(model, staging, data.test.images[parity_idx], config.parity_tolerance)
+        parity["source"] = "official test split"
+        val_p, val_ood = run_onnx(staging / "model.onnx", data.val.images)
+        test_p, test_ood = run_onnx(staging / "model.onnx", data.test.images)
+        ood_threshold = float(np.quantile(val_ood, config.ood_quantile))
+        uncalibrated_val = 1 / (1 + np.exp(-val_logits))
+        keep = ~data.leaked_test_mask
+        metrics = {
+            "validation": compute_metrics(data.val.labels, val_p, config.threshold),
+            "test": compute_metrics(data.test.labels, test_p, config.threshold),
+            "test_without_leaked": compute_metrics(data.test.labels[keep], test_p[keep], config.threshold),
+        }
+        metrics["test"]["ood_flagged_share"] = float((test_ood > ood_threshold).mean())
+        report_dir = staging / "report"
+        plots = save_plots(data.test.labels, test_p, report_dir, config.threshold, "(test)")
+        if (run_dir / "curves.png").exists():
+            shutil.copy(run_dir / "curves.png", report_dir / "training_curves.png")
+            plots["training_curves"] = str(report_dir / "training_curves.png")
+
+        files = file_entries(staging)
+        onnx_outputs = _onnx_output_names(staging / "model.onnx")
+        metadata = {
+            "schema_version": SCHEMA_VERSION,
+            "version": version,
+            "parent_version": parent,
+            "model_name": train_config["model"],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "class_names": list(CLASS_NAMES),
+            "positive_class": "FAKE",
+            "input": {"name": _onnx_input_name(staging / "model.onnx"), "shape": [None, 32, 32, 3],
+                      "dtype": "float32", "range": "0-255 (scaled to [0, 1] inside the graph)", "colour_order": "RGB"},
+            "outputs": [
+                {"index": 0, "name": onnx_outputs[0], "shape": [None, 1],
+                 "meaning": "P(FAKE): calibrated probability that the picture is AI-generated"},
+                {"index": 1, "name": onnx_outputs[1], "shape": [None, 1],
+                 "meaning": "ood_score: squared Mahalanobis distance of the pooled features to the nearer class mean"},
+            ],
+            "preprocessing": {"input_size": [32, 32], "resize": DEFAULT_RESAMPLE, "aspect": "squash (not kept)",
+                              "antialias": "Pillow reducing_gap=3.0 box pre-reduction; JPEG DCT draft for large files",
+                              "alpha": "composited on white", "exif_orientation": "applied",
+                              "animated": "first frame", "colour_order": "RGB", "function": "inference.preprocess.preprocess_image"},
+            "decision": {"threshold": config.threshold, "leaning_from": config.leaning_from,
+                         "confident_from": config.confident_from, "ood_threshold": ood_threshold,
+                         "ood_quantile_of_validation": config.ood_quantile},
+            "calibration": {"method": "temperature scaling on validation", "temperature": temperature,
+                            "validation_ece_before": expected_calibration_error(data.val.labels, uncalibrated_val),
+                            "validation_ece_after": metrics["validation"]["ece"],
+                            "test_ece_after": metrics["test"]["ece"]},
+            "gradcam": {"layer": "last_conv", "logit_layer": CALIBRATED_LOGIT},
+            "metrics": metrics,
+            "bands": {"test": band_table(data.test.labels, test_p, test_ood, config, ood_threshold),
+                      "validation": band_table(data.val.labels, val_p, val_ood, config, ood_threshold)},
+            "parity": parity,
+            "training": {"config": train_config, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+                         "best_val_accuracy_uncalibrated": state["best_val_accuracy"],
+                         "train_minutes": round(state["train_seconds"] / 60, 1), "history": state["history"]},
+            "export_config": asdict(config),
+            "data": {"fingerprint": data.fingerprint, "dedup": data.dedup_report,
+                     "validation": f"{config and train_config['val_fraction']} of deduplicated train, stratified, seed {train_config['seed']}"},
+            "plots": {k: str(Path(v).relative_to(staging)) for k, v in plots.items()},
+            "files": files,
+            "versions": library_versions(),
+        }
+        (staging / "model.json").write_text(json.dumps(metadata, indent=2))
+        replace_dir(staging, out_dir)
+    return metadata
+
+
+def _onnx_input_name(path: Path) -> str:
+    import onnx
+
+    return onnx.load(str(path)).graph.input[0].name
+
+
+def _onnx_output_names(path: Path) -> list[str]:
+    import onnx
+
+    return [o.name for o in onnx.load(str(path)).graph.output]
+
+
+def replace_dir(staging: Path, out_dir: Path) -> None:
+    """Move the staged files into out_dir, model.json last, so a reader never sees a half export."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for item in staging.iterdir():
+        if item.name == "model.json":
+            continue
+        target = out_dir / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        shutil.move(str(item), str(target))
+    shutil.move(str(staging / "model.json"), str(out_dir / "model.json"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default=str(PROJECT_ROOT / "runs" / "default"), help="training run folder")
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "exported"), help="output folder")
+    parser.add_argument("--data", default=None, help="CIFAKE zip or folder (default: the run's)")
+    parser.add_argument("--parity-images", type=int, default=ExportConfig.parity_images)
+    parser.add_argument("--ood-quantile", type=float, default=ExportConfig.ood_quantile)
+    args = parser.parse_args(argv)
+    started = time.time()
+    config = ExportConfig(parity_images=args.parity_images, ood_quantile=args.ood_quantile)
+    metadata = export(Path(args.run), Path(args.out), config, args.data)
+    test = metadata["metrics"]["test"]
+    print(json.dumps({"test_accuracy": test["accuracy"], "test_auc": test["roc_auc"],
+                      "test_without_leaked_accuracy": metadata["metrics"]["test_without_leaked"]["accuracy"],
+                      "temperature": metadata["calibration"]["temperature"],
+                      "parity_max_abs_diff": metadata["parity"]["max_abs_diff_p_fake"],
+                      "onnx_bytes": metadata["files"]["model.onnx"]["bytes"],
+                      "seconds": round(time.time() - started)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

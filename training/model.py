@@ -1,0 +1,105 @@
+"""Model definitions (Keras functional API).
+
+Every model takes (N, 32, 32, 3) float32 RGB pixels in 0-255 and rescales them itself
+(`Rescaling(1/255)` is the first layer), ends in a linear `logit` layer and a `p_fake` sigmoid
+(probability that the image is AI-generated), names its last convolutional feature map
+`last_conv` (the Grad-CAM layer) and its pooled features `features` (the out-of-domain score's
+input).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+GRADCAM_LAYER = "last_conv"
+FEATURES_LAYER = "features"
+LOGIT_LAYER = "logit"
+OUTPUT_LAYER = "p_fake"
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """A plain VGG-style CNN: stages of 3x3 convs (conv -> BN -> ReLU), max-pool between stages."""
+
+    filters: tuple[int, ...] = (32, 64, 128)  # one entry per stage; stage i runs at 32 / 2**i pixels
+    convs_per_stage: tuple[int, ...] = (2, 2, 2)
+    dense_units: int = 0  # 0: global average pooling straight into the logit
+    dropout: float = 0.2  # before the logit
+    stem_stride: int = 1  # 2 halves the resolution at the first conv (cheaper, loses fine texture)
+
+
+DEFAULT_CONFIG = CNNConfig(filters=(32, 64, 128), convs_per_stage=(1, 2, 2), dense_units=0, dropout=0.2)
+
+
+def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    inputs = keras.Input(shape=(32, 32, 3), dtype="float32", name="pixels")  # RGB 0-255
+    return inputs, layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+
+
+def build_cnn(config: CNNConfig = DEFAULT_CONFIG, name: str = "default") -> keras.Model:
+    """The `default` family; `training.search` explores `CNNConfig`s."""
+    if len(config.filters) != len(config.convs_per_stage):
+        raise ValueError(
+            f"filters has {len(config.filters)} stages but convs_per_stage has {len(config.convs_per_stage)}."
+        )
+    inputs, x = _inputs()
+    n_convs = sum(config.convs_per_stage)
+    k = 0
+    for stage, (width, repeats) in enumerate(zip(config.filters, config.convs_per_stage)):
+        if stage > 0:
+            x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+        for j in range(repeats):
+            k += 1
+            stride = config.stem_stride if k == 1 else 1
+            x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=f"conv{k}")(x)
+            # momentum 0.9: running statistics settle within ~50 steps (0.99 lags short runs badly)
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{k}")(x)
+            x = layers.Activation("relu", name=GRADCAM_LAYER if k == n_convs else f"relu{k}")(x)
+    x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
+    if config.dense_units:
+        x = layers.Dense(config.dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(config.dropout, name="dropout")(x)
+    logit = layers.Dense(1, name=LOGIT_LAYER)(x)
+    p_fake = layers.Activation("sigmoid", name=OUTPUT_LAYER, dtype="float32")(logit)
+    return keras.Model(inputs, p_fake, name=name)
+
+
+def build_seed() -> keras.Model:
+    """Exactly the original project's CNN (Dense(1, sigmoid) split into a logit and a sigmoid)."""
+    inputs, x = _inputs()
+    for i, width in enumerate((32, 64, 128), start=1):
+        x = layers.Conv2D(width, 3, activation="relu", name=GRADCAM_LAYER if i == 3 else f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+        x = layers.Dropout(0.25, name=f"drop{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="dense")(x)
+    x = layers.BatchNormalization(name=FEATURES_LAYER)(x)
+    x = layers.Dropout(0.5, name="dropout")(x)
+    logit = layers.Dense(1, name=LOGIT_LAYER)(x)
+    p_fake = layers.Activation("sigmoid", name=OUTPUT_LAYER, dtype="float32")(logit)
+    return keras.Model(inputs, p_fake, name="seed")
+
+
+def build_model(name: str, config: CNNConfig | None = None) -> keras.Model:
+    if name == "seed":
+        return build_seed()
+    if name == "default":
+        return build_cnn(config or DEFAULT_CONFIG, name="default")
+    raise ValueError(f"model must be 'default' or 'seed'; got {name!r}.")
+
+
+def count_flops(model: keras.Model) -> int:
+    """Multiply-adds x 2 of the conv and dense layers for one image (the rest is negligible)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            c_in = layer.input.shape[-1]
+            total += 2 * h * w * c_out * kh * kw * c_in
+        elif isinstance(layer, layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return int(total)

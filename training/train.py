@@ -1,0 +1,201 @@
+"""Train a CIFAKE detector: `python -m training.train --model default|seed [options]`.
+
+Writes `runs/<name>/`: `best.keras` (best validation accuracy), `last.keras` + `state.json` (resume
+after an interruption with `--resume`), `history.json`, `curves.png`, `config.json`.
+Export the result with `python -m training.export --run runs/<name>`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from training.augment import RedeliveryConfig, epoch_images, make_variants
+from training import data as data_module
+from training.data import PROJECT_ROOT, load_cifake
+from training.model import DEFAULT_CONFIG, CNNConfig
+
+RUNS_DIR = PROJECT_ROOT / "runs"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "default"  # "default" (ours) or "seed" (the original project's CNN)
+    filters: tuple[int, ...] = DEFAULT_CONFIG.filters  # default model only: widths per stage
+    convs: tuple[int, ...] = DEFAULT_CONFIG.convs_per_stage  # default model only: convs per stage
+    epochs: int = 14
+    batch_size: int = 128
+    learning_rate: float = 2e-3  # Adam, cosine-decayed to learning_rate * min_lr_ratio
+    min_lr_ratio: float = 0.01
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay
+    patience: int = 4  # early stopping on validation accuracy
+    seed: int = 0
+    val_fraction: float = 0.1  # carved from train, stratified, fixed seed
+    subset: int = 0  # >0: train on this many images only (searches, tests)
+    redelivery: bool = True  # re-delivery augmentation (see training/augment.py)
+    variants: int = 3  # precomputed re-delivered copies of the training set
+    p_clean: float = 0.25  # share of an epoch's images shown without re-delivery
+    data: str = ""  # zip or folder; "" = ../shared/datasets/cifake
+    run_dir: str = ""  # "" = runs/<model>
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=("default", "seed"), default="default", help="architecture")
+    parser.add_argument("--filters", default=",".join(map(str, TrainConfig.filters)),
+                        help="default model: filters per stage, e.g. 32,64,128")
+    parser.add_argument("--convs", default=",".join(map(str, TrainConfig.convs)),
+                        help="default model: convolutions per stage, e.g. 1,2,2")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="maximum epochs")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate, help="peak Adam LR")
+    parser.add_argument("--patience", type=int, default=TrainConfig.patience, help="early-stopping patience")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--subset", type=int, default=0, help="use only this many training images")
+    parser.add_argument("--no-redelivery", action="store_true", help="flips and shifts only")
+    parser.add_argument("--variants", type=int, default=TrainConfig.variants, help="re-delivered copies")
+    parser.add_argument("--data", default="", help="CIFAKE zip or folder (default ../shared/datasets/cifake)")
+    parser.add_argument("--run-dir", default="", help="output folder (default runs/<model>)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from last.keras")
+    args = parser.parse_args(argv)
+    config = TrainConfig(
+        model=args.model, filters=_ints(args.filters), convs=_ints(args.convs), epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        patience=args.patience, seed=args.seed, subset=args.subset, redelivery=not args.no_redelivery,
+        variants=args.variants, data=args.data, run_dir=args.run_dir,
+    )
+    return config, args.resume
+
+
+def make_model(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    from training.model import build_model
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config.model, CNNConfig(config.filters, config.convs))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=config.min_lr_ratio
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss="binary_crossentropy",
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for key, label in (("loss", "train"), ("val_loss", "validation")):
+        axes[0].plot(epochs, [h[key] for h in history], marker="o", label=label)
+    for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
+        axes[1].plot(epochs, [h[key] for h in history], marker="o", label=label)
+    axes[0].set(title="Loss (binary cross-entropy)", xlabel="epoch")
+    axes[1].set(title="Accuracy (threshold 0.5)", xlabel="epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _save_state(run_dir: Path, state: dict) -> None:
+    tmp = run_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(run_dir / "state.json")
+
+
+def _save_model(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)  # atomic: an interruption never leaves a half-written checkpoint
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Train, checkpoint and early-stop; returns the run folder."""
+    import keras
+
+    run_dir = Path(config.run_dir) if config.run_dir else RUNS_DIR / config.model
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = load_cifake(config.data or None, config.val_fraction, config.seed)
+    train_x, train_y = data.train.images, data.train.labels.astype("float32")
+    if config.subset and config.subset < len(train_y):
+        pick = np.random.default_rng(config.seed).permutation(len(train_y))[: config.subset]
+        train_x, train_y = train_x[np.sort(pick)], train_y[np.sort(pick)]
+    val_x, val_y = data.val.images.astype("float32"), data.val.labels.astype("float32")
+    print(f"data: {len(train_y)} train, {len(val_y)} validation, {len(data.test)} test; {data.dedup_report}", flush=True)
+
+    variants = None
+    if config.redelivery and config.variants > 0:
+        started = time.time()
+        variants = make_variants(train_x, config.variants, config.seed, RedeliveryConfig(),
+                                 cache_dir=data_module.CACHE_DIR.parent / "augment")
+        print(f"re-delivery variants {variants.shape} ready in {time.time() - started:.0f} s", flush=True)
+
+    steps = int(np.ceil(len(train_y) / config.batch_size))
+    state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "train_seconds": 0.0}
+    if resume and (run_dir / "last.keras").exists() and (run_dir / "state.json").exists():
+        state = json.loads((run_dir / "state.json").read_text())
+        model = keras.models.load_model(run_dir / "last.keras")
+        print(f"resuming after epoch {state['epoch']} (best {state['best_val_accuracy']:.4f})", flush=True)
+    else:
+        model = make_model(config, steps)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        rng = np.random.default_rng([config.seed, epoch])
+        epoch_x = epoch_images(train_x, variants, rng, config.p_clean).astype("float32")
+        order = rng.permutation(len(train_y))
+        started = time.time()
+        fit = model.fit(epoch_x[order], train_y[order], batch_size=config.batch_size, epochs=1, verbose=0)
+        val_loss, val_acc, val_auc = model.evaluate(val_x, val_y, batch_size=512, verbose=0)
+        seconds = time.time() - started
+        record = {"epoch": epoch, "loss": fit.history["loss"][0], "accuracy": fit.history["accuracy"][0],
+                  "val_loss": val_loss, "val_accuracy": val_acc, "val_auc": val_auc, "seconds": seconds}
+        state["history"].append(record)
+        state["train_seconds"] += seconds
+        improved = val_acc > state["best_val_accuracy"]
+        if improved:
+            state.update(best_val_accuracy=val_acc, best_epoch=epoch)
+            _save_model(model, run_dir / "best.keras")
+        state["epoch"] = epoch
+        _save_model(model, run_dir / "last.keras")
+        _save_state(run_dir, state)
+        print(f"epoch {epoch:2d}/{config.epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}  "
+              f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  val_auc {val_auc:.4f}  "
+              f"{seconds:.0f} s{'  *best' if improved else ''}", flush=True)
+        if epoch - state["best_epoch"] >= config.patience:
+            print(f"early stop: no validation improvement for {config.patience} epochs", flush=True)
+            break
+    (run_dir / "history.json").write_text(json.dumps(state["history"], indent=2))
+    plot_curves(state["history"], run_dir / "curves.png")
+    print(f"done: best val_acc {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']}; "
+          f"{state['train_seconds'] / 60:.1f} min of training; {run_dir}", flush=True)
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    config, resume = parse_args(argv)
+    train(config, resume)
+
+
+if __name__ == "__main__":
+    main()
