@@ -404,8 +404,11 @@ def build_app(service: DetectorService, settings: Settings = Settings()) -> gr.B
         path = _file_path(upload)
         if not path:
             raise gr.Error("Upload a zip with REAL/ and FAKE/ folders.")
+        from training.data import load_labelled  # the same loader as training (admins only)
+
         try:
-            count = service.add_labelled_upload(admin, path)
+            split = load_labelled(path)
+            count = service.add_labelled_images(admin, split.images, split.labels)
         except ValueError as err:
             raise gr.Error(str(err)) from None
         return f"Added {count} labelled images (accepted).", *admin_feedback(request)

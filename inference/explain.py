@@ -120,6 +120,20 @@ def _domain_sentences(p: Prediction, original_size: tuple[int, int] | None) -> l
     return notes
 
 
+def _faithfulness_sentence(faithfulness: dict, explained: str) -> str:
+    cls = "AI-generated" if explained == "FAKE" else "real"
+
+    def change(drop: float, what: str) -> str:
+        return f"{'lowers' if drop >= 0 else 'raises'} {what} by {abs(drop) * 100:.1f} points"
+
+    judged = ("the highlighted pixels did matter more than the rest" if faithfulness["score"] > 0.02
+              else "the map is only a loose guide for this picture")
+    share = round(faithfulness["share_removed"] * 100)
+    return (f"Check: blurring the {share} % most highlighted pixels "
+            f"{change(faithfulness['drop_most_relevant'], f'P({cls})')}; blurring the {share} % least highlighted "
+            f"{change(faithfulness['drop_least_relevant'], 'it')}: {judged}.")
+
+
 def explain(prediction: Prediction, heatmap: np.ndarray | None = None,
             original_size: tuple[int, int] | None = None, explained: str | None = None,
             faithfulness: dict | None = None) -> Explanation:
@@ -131,11 +145,6 @@ def explain(prediction: Prediction, heatmap: np.ndarray | None = None,
         evidence = locate_evidence(heatmap)
         sentences.append(_evidence_sentence(evidence, explained))
         if faithfulness is not None:
-            drop = faithfulness["drop_most_relevant"] * 100
-            rest = faithfulness["drop_least_relevant"] * 100
-            judged = "the map points at what mattered" if faithfulness["score"] > 0.05 else \
-                "the map is only a loose guide here"
-            sentences.append(f"Blurring the 20 % most highlighted pixels changes the score by {drop:+.1f} points, "
-                             f"the 20 % least highlighted by {rest:+.1f}: {judged}.")
+            sentences.append(_faithfulness_sentence(faithfulness, explained))
     sentences.extend(_domain_sentences(prediction, original_size))
     return Explanation(_verdict_sentence(prediction), tuple(sentences), evidence)

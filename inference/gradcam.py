@@ -108,7 +108,8 @@ class GradCAM:
         if gradients is None:  # would mean a broken graph; never silently return a blank map
             raise RuntimeError("Grad-CAM got no gradients: the Grad-CAM layer is not on the path to the logit.")
         cams = cams_from_gradients(activations.numpy(), gradients.numpy(), method)
-        return upsample(cams, (pixels.shape[2], pixels.shape[1])), p_fake.numpy()
+        maps = _normalise(upsample(cams, (pixels.shape[2], pixels.shape[1])))  # span [0, 1] at display size
+        return maps, p_fake.numpy()
 
     def explain(self, pixels: np.ndarray, onnx_p_fake: float, target: str | None = None,
                 method: str = "gradcam", tolerance: float = 1e-3) -> np.ndarray:

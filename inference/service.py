@@ -148,19 +148,16 @@ class DetectorService:
         self.store.add_feedback(username, claimed_label, row["image_path"], kind, prediction_id)
         return kind
 
-    def add_labelled_upload(self, username: str, path: str | Path) -> int:
-        """An admin's labelled zip/folder (REAL/, FAKE/) -> accepted feedback items. Returns the count."""
-        from training.data import load_labelled  # training code, only for admins
-
-        split = load_labelled(path)
-        for pixels, label in zip(split.images, split.labels):
+    def add_labelled_images(self, username: str, images: np.ndarray, labels: np.ndarray) -> int:
+        """An admin's labelled images ((N, 32, 32, 3) uint8, labels 0 REAL / 1 FAKE) -> accepted items."""
+        for pixels, label in zip(images, labels):
             digest = hashlib.sha256(pixels.tobytes()).hexdigest()[:20]
             image_path = self.images_dir / f"{digest}.png"
             if not image_path.exists():
                 Image.fromarray(pixels).save(image_path)
             self.store.add_feedback(username, ("REAL", "FAKE")[int(label)], str(image_path.relative_to(self.folder)),
                                     "upload", status="accepted")
-        return len(split)
+        return len(labels)
 
     # -- retraining --------------------------------------------------------------------------
     def status_path(self) -> Path:

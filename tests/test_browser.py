@@ -68,4 +68,5 @@ def test_login_upload_verdict_and_heatmap(browser_server, page, sample_paths):
 def test_admin_sees_the_admin_tabs(browser_server, page):
     page.get_by_role("tab", name="Admin · Model").click()
     page.get_by_role("button", name="Refresh").first.click()
-    page.get_by_text("Model v1").wait_for(timeout=30000)
+    page.get_by_role("heading", name="Model v1").wait_for(timeout=30000)
+    page.screenshot(path=str(SCREENSHOT / "admin_model.png"), full_page=True)

@@ -240,3 +240,15 @@ def test_all_zero_heatmap_counts_as_spread_evenly():
 
     evidence = locate_evidence(np.zeros((32, 32)))
     assert evidence.centre + evidence.background + evidence.edges == pytest.approx(1.0)
+
+
+def test_inference_never_imports_training():
+    """Training and serving meet only at the artifacts."""
+    import ast
+
+    for path in (PROJECT_ROOT / "inference").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] == "training" for n in names), f"{path.name} imports {names}"

@@ -66,7 +66,7 @@ def test_retraining_fixes_new_mistakes_keeps_old_accuracy_and_switches_the_api(s
     probe = _pattern_images(30, seed=99)  # unseen pictures of the same family
     before = ((classifier.run(probe)[0] >= 0.5).astype(int) == claimed).mean()
 
-    metadata = retrain(service.folder, "admin", RetrainConfig(steps=150, batch_size=64, new_share=0.3),
+    metadata = retrain(service.folder, "admin", RetrainConfig(steps=300),
                        cifake="slice")
     gate = metadata["retraining"]["gate"]
     assert metadata["version"] == 2 and metadata["parent_version"] == 1

@@ -108,9 +108,27 @@ def predict_logits_and_features(base, images: np.ndarray) -> tuple[np.ndarray, n
     return logits.reshape(-1), features
 
 
+ONNX_INPUT = "pixels"
+ONNX_OUTPUTS = ("p_fake", "ood_score")
+
+
 def export_onnx(model, path: Path, sample: np.ndarray) -> None:
+    """Keras -> ONNX, then give the graph's input and outputs the names of the documented contract."""
+    import onnx
+
     model(sample[:1].astype(np.float32))  # Keras 3 exports only a model that has been called
     model.export(str(path), format="onnx", verbose=False)
+    graph_model = onnx.load(str(path))
+    graph = graph_model.graph
+    renames = {graph.input[0].name: ONNX_INPUT}
+    renames.update({out.name: new for out, new in zip(graph.output, ONNX_OUTPUTS)})
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    for value in list(graph.input) + list(graph.output):
+        value.name = renames.get(value.name, value.name)
+    onnx.checker.check_model(graph_model)
+    onnx.save(graph_model, str(path))
 
 
 def save_model_files(model, staging: Path, parity_images: np.ndarray, tolerance: float = 1e-4) -> dict:

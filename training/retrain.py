@@ -125,11 +125,22 @@ def accuracy(model_dir_or_classifier, split: Split) -> float:
 
 
 def fine_tune(parent_dir: Path, new_train: Split, replay: Split, config: RetrainConfig, status: Status):
-    """Fine-tune the parent's logit on new + replay batches; returns the updated Keras export model."""
+    """Fine-tune the parent on batches of new images (their accepted labels) and replay images.
+
+    Replay images are distilled rather than relabelled (Li & Hoiem's "learning without forgetting"):
+    their targets are the parent's own probabilities, so the model keeps its behaviour on the original
+    data while it learns the new images. BatchNorm stays frozen (inference mode), so a few unusual
+    batches cannot shift its statistics. Returns the updated Keras export model.
+    """
     import keras
 
     keras.utils.set_random_seed(config.seed)
     parent = keras.models.load_model(parent_dir / "model.keras")
+    teacher = keras.models.load_model(parent_dir / "model.keras")
+    teacher_logit = keras.Model(teacher.input, teacher.get_layer("logit").output)
+    for layer in parent.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
     logit_model = keras.Model(parent.input, parent.get_layer("logit").output)
     logit_model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                         loss=keras.losses.BinaryCrossentropy(from_logits=True))
@@ -139,9 +150,11 @@ def fine_tune(parent_dir: Path, new_train: Split, replay: Split, config: Retrain
     for step in range(1, config.steps + 1):
         new_idx = rng.integers(0, len(new_train), n_new)
         old_idx = rng.integers(0, len(replay), n_old)
-        images = np.concatenate([new_train.images[new_idx], replay.images[old_idx]])
-        labels = np.concatenate([new_train.labels[new_idx], replay.labels[old_idx]]).astype("float32")
-        loss = logit_model.train_on_batch(flip_and_shift(images, rng).astype("float32"), labels[:, None])
+        images = flip_and_shift(np.concatenate([new_train.images[new_idx], replay.images[old_idx]]), rng)
+        images = images.astype("float32")
+        soft = 1.0 / (1.0 + np.exp(-teacher_logit(images[n_new:], training=False).numpy()))  # (n_old, 1)
+        targets = np.concatenate([new_train.labels[new_idx].astype("float32")[:, None], soft])
+        loss = logit_model.train_on_batch(images, targets)
         if step % 20 == 0 or step == config.steps:
             status("running", 0.1 + 0.7 * step / config.steps, f"fine-tuning step {step}/{config.steps}, loss {float(loss):.4f}")
     return parent
@@ -195,6 +208,7 @@ def retrain(data_dir: Path, by: str = "", config: RetrainConfig = RetrainConfig(
     staging = registry.staging_dir()
     try:
         metadata = export_version(parent_dir, tuned, replay, holdout, staging)
+        (staging / "model.json").write_text(json.dumps(metadata, indent=2))  # complete enough to classify
         before_old, after_old = accuracy(parent_dir, holdout), accuracy(staging, holdout)
         before_new, after_new = accuracy(parent_dir, new_holdout), accuracy(staging, new_holdout)
         passed_old = after_old >= before_old - config.tolerance

@@ -30,12 +30,12 @@ class TrainConfig:
     model: str = "default"  # "default" (ours) or "seed" (the original project's CNN)
     filters: tuple[int, ...] = DEFAULT_CONFIG.filters  # default model only: widths per stage
     convs: tuple[int, ...] = DEFAULT_CONFIG.convs_per_stage  # default model only: convs per stage
-    epochs: int = 14
+    epochs: int = 22
     batch_size: int = 128
     learning_rate: float = 2e-3  # Adam, cosine-decayed to learning_rate * min_lr_ratio
     min_lr_ratio: float = 0.01
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
-    patience: int = 4  # early stopping on validation accuracy
+    patience: int = 6  # early stopping on validation accuracy
     seed: int = 0
     val_fraction: float = 0.1  # carved from train, stratified, fixed seed
     subset: int = 0  # >0: train on this many images only (searches, tests)

@@ -1,0 +1,168 @@
+"""Speed and memory of the shipped model: `python -m bench.latency [--data ../shared/datasets/cifake]`.
+
+Measures, in one run on this machine:
+- ORT vs Keras (`model.predict`, `model(x)` in a `tf.function`) latency at batch 1 and 256;
+- throughput including JPEG decode (the inference package's preprocessing) over the test split;
+- Grad-CAM time per method;
+- import time and resident memory of a classify-only process vs one with Grad-CAM loaded.
+Medians over repeats; writes `bench/results/latency.json` and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def median_seconds(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def probe_process(code: str) -> dict:
+    """Run `code` in a fresh interpreter; it prints JSON. Adds the process's peak RSS (MB)."""
+    wrapped = code + "\nimport resource\nprint(json.dumps({**out, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    result = subprocess.run([sys.executable, "-c", "import json, time\n" + wrapped], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+CLASSIFY_ONLY = """
+started = time.perf_counter()
+from inference.classifier import Classifier
+clf = Classifier()
+clf.predict('examples/' + sorted(__import__('os').listdir('examples'))[-1])
+import sys
+out = {'seconds_to_first_verdict': time.perf_counter() - started, 'tensorflow_loaded': 'tensorflow' in sys.modules}
+"""
+WITH_GRADCAM = CLASSIFY_ONLY + """
+started = time.perf_counter()
+from inference.gradcam import GradCAM
+import numpy as np
+cam = GradCAM()
+cam.compute(np.zeros((1, 32, 32, 3), np.float32))
+out['seconds_to_load_gradcam'] = time.perf_counter() - started
+out['tensorflow_loaded'] = 'tensorflow' in sys.modules
+"""
+
+
+def jpeg_files(data: Path | None, limit: int) -> list[bytes]:
+    if data is not None and (data / "test.zip").exists():
+        with zipfile.ZipFile(data / "test.zip") as archive:
+            names = [n for n in archive.namelist() if n.endswith(".jpg")][:limit]
+            return [archive.read(n) for n in names]
+    files = sorted((ROOT / "examples").rglob("*.jpg"))
+    return [p.read_bytes() for p in files] * max(1, limit // max(1, len(files)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifake"))
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--throughput-images", type=int, default=20000)
+    args = parser.parse_args(argv)
+    results: dict = {"machine": {"cpus": os.cpu_count()}}
+
+    # fresh processes first, before this one loads anything
+    results["process"] = {"classify_only": probe_process(CLASSIFY_ONLY), "with_gradcam": probe_process(WITH_GRADCAM)}
+
+    from inference.classifier import Classifier
+    from inference.preprocess import preprocess_image
+
+    clf = Classifier()
+    rng = np.random.default_rng(0)
+    batch1 = rng.integers(0, 256, (1, 32, 32, 3)).astype(np.float32)
+    batch256 = rng.integers(0, 256, (256, 32, 32, 3)).astype(np.float32)
+    latency = {"ort_b1_ms": median_seconds(lambda: clf.run(batch1), args.repeats * 10) * 1e3,
+               "ort_b256_ms": median_seconds(lambda: clf.run(batch256), args.repeats) * 1e3}
+
+    files = jpeg_files(Path(args.data), args.throughput_images)
+
+    def decode_chunk(chunk):
+        return np.stack([preprocess_image(data) for data in chunk])
+
+    def classify_all():
+        chunks = [files[i:i + 512] for i in range(0, len(files), 512)]
+        with ThreadPoolExecutor(2) as pool:  # decode on 2 threads (Pillow releases the GIL), ORT on 2 cores
+            for pixels in pool.map(decode_chunk, chunks):
+                clf.run(pixels)
+
+    seconds = median_seconds(classify_all, 3, warmup=1)
+    results["throughput"] = {"images": len(files), "images_per_second_with_decode": len(files) / seconds,
+                             "source": "CIFAKE test.zip" if (Path(args.data) / "test.zip").exists() else "examples"}
+    decode_only = median_seconds(lambda: [preprocess_image(d) for d in files[:2000]], 3, warmup=1)
+    results["throughput"]["decode_images_per_second_one_thread"] = 2000 / decode_only
+
+    import keras
+    import tensorflow as tf
+
+    from inference.gradcam import GradCAM
+    from inference.model_card import EXPORTED_DIR
+
+    model = keras.models.load_model(EXPORTED_DIR / "model.keras")
+    graph_call = tf.function(lambda x: model(x, training=False))
+    latency["keras_predict_b1_ms"] = median_seconds(lambda: model.predict(batch1, verbose=0), args.repeats) * 1e3
+    latency["keras_predict_b256_ms"] = median_seconds(lambda: model.predict(batch256, verbose=0), args.repeats) * 1e3
+    latency["keras_tf_function_b1_ms"] = median_seconds(lambda: graph_call(batch1), args.repeats * 10) * 1e3
+    latency["keras_tf_function_b256_ms"] = median_seconds(lambda: graph_call(batch256), args.repeats) * 1e3
+    best_keras_b1 = min(latency["keras_predict_b1_ms"], latency["keras_tf_function_b1_ms"])
+    best_keras_b256 = min(latency["keras_predict_b256_ms"], latency["keras_tf_function_b256_ms"])
+    latency["ort_speedup_b1_vs_best_keras"] = best_keras_b1 / latency["ort_b1_ms"]
+    latency["ort_speedup_b256_vs_best_keras"] = best_keras_b256 / latency["ort_b256_ms"]
+    results["latency"] = latency
+
+    cam = GradCAM()
+    one = batch1
+    results["gradcam_ms"] = {m: median_seconds(lambda m=m: cam.compute(one, method=m), args.repeats) * 1e3
+                             for m in ("gradcam", "gradcam++", "hirescam")}
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latency.json").write_text(json.dumps(results, indent=2))
+    print(markdown(results))
+
+
+def markdown(r: dict) -> str:
+    lat, thr, proc, cam = r["latency"], r["throughput"], r["process"], r["gradcam_ms"]
+    return "\n".join([
+        "| measurement | batch 1 | batch 256 |", "|---|---|---|",
+        f"| ONNX Runtime | {lat['ort_b1_ms']:.3f} ms | {lat['ort_b256_ms']:.1f} ms |",
+        f"| Keras `model.predict` | {lat['keras_predict_b1_ms']:.2f} ms | {lat['keras_predict_b256_ms']:.1f} ms |",
+        f"| Keras `tf.function` | {lat['keras_tf_function_b1_ms']:.3f} ms | {lat['keras_tf_function_b256_ms']:.1f} ms |",
+        f"| ORT speed-up vs best Keras | {lat['ort_speedup_b1_vs_best_keras']:.1f}× | {lat['ort_speedup_b256_vs_best_keras']:.1f}× |",
+        "",
+        f"Throughput with JPEG decode ({thr['images']} images from {thr['source']}): "
+        f"**{thr['images_per_second_with_decode']:.0f} images/s** (decode alone, one thread: "
+        f"{thr['decode_images_per_second_one_thread']:.0f} images/s).",
+        "",
+        f"Grad-CAM per image: " + ", ".join(f"{k} {v:.1f} ms" for k, v in cam.items()) + ".",
+        "",
+        "| process | peak resident memory | time to first verdict | TensorFlow loaded |", "|---|---|---|---|",
+        f"| classify only (ONNX Runtime) | {proc['classify_only']['peak_rss_mb']:.0f} MB | "
+        f"{proc['classify_only']['seconds_to_first_verdict']:.2f} s | {proc['classify_only']['tensorflow_loaded']} |",
+        f"| + Grad-CAM (TensorFlow) | {proc['with_gradcam']['peak_rss_mb']:.0f} MB | "
+        f"+{proc['with_gradcam']['seconds_to_load_gradcam']:.1f} s to load | {proc['with_gradcam']['tensorflow_loaded']} |",
+    ])
+
+
+if __name__ == "__main__":
+    main()
