@@ -312,7 +312,8 @@ def build_app(service: DetectorService, settings: Settings = Settings()) -> gr.B
         meta = load_metadata(folder, check_files=())
         plots = [str(folder / p) for p in meta.get("plots", {}).values() if (folder / p).exists()]
         summary = (f"### Model v{service.registry.active_version()} — `{meta.get('model_name')}`, exported "
-                   f"{meta.get('created')}\nTemperature {meta['calibration']['temperature']:.3f} · "
+                   f"{meta.get('created')}\nPlatt calibration a={meta['calibration'].get('a', 1):.3f}, "
+                   f"b={meta['calibration'].get('b', 0):.3f} · "
                    f"ECE on validation {meta['calibration']['validation_ece_before']:.4f} → "
                    f"{meta['calibration']['validation_ece_after']:.4f} · out-of-domain threshold "
                    f"{meta['decision']['ood_threshold']:.1f} · trained {meta['training']['train_minutes']} min, "
@@ -694,7 +695,7 @@ split it is right {accuracy} of the time.
 - It learned *CIFAR-10 photos versus Stable Diffusion 1.4 pictures*, not "camera versus any generator".
   Pictures from other generators (Midjourney, DALL·E, newer Stable Diffusion) and real photos unlike
   CIFAR-10 are outside what it knows; when its features show that, it answers **Uncertain** instead.
-- The probabilities are calibrated (temperature scaling) on held-out CIFAKE pictures: on such pictures,
+- The probabilities are calibrated (Platt scaling) on held-out CIFAKE pictures: on such pictures,
   "80 %" is right about 80 % of the time. Off that domain no calibration holds.
 - A heatmap shows what drove *this* verdict, not proof. The faithfulness check under it says how much the
   highlighted pixels really mattered.

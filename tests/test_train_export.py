@@ -99,3 +99,15 @@ def test_resume_continues_after_the_last_epoch(tiny_export, tiny_cifake):
         data.CACHE_DIR = old
     state = json.loads((run_dir / "state.json").read_text())
     assert [h["epoch"] for h in state["history"]] == [1, 2]
+
+
+def test_evaluate_cli_reports_metrics_and_plots(tiny_export, tiny_cifake, tmp_path):
+    from training.evaluate import main
+
+    folder, metadata = tiny_export
+    metrics = main(["--model-dir", str(folder), "--data", str(tiny_cifake), "--out", str(tmp_path)])
+    assert metrics["n"] == 40
+    assert metrics["accuracy"] == pytest.approx(metadata["metrics"]["test"]["accuracy"], abs=1e-6)
+    assert (tmp_path / "report.json").exists() and (tmp_path / "reliability.png").exists()
+    without = main(["--model-dir", str(folder), "--data", str(tiny_cifake), "--exclude-leaked", "--out", str(tmp_path)])
+    assert without["n"] == 39

@@ -1,6 +1,6 @@
 """Export a trained run: `python -m training.export --run runs/default [--out exported]`.
 
-1. Temperature scaling fitted on validation (the logit is divided by T inside the graph).
+1. Platt scaling fitted on validation (sigmoid(a * logit + b), computed inside the graph).
 2. Out-of-domain score fitted on training features: squared Mahalanobis distance of the pooled
    features to the nearer class mean (shared Ledoit-Wolf covariance), computed inside the graph, so
    the ONNX model returns it without TensorFlow. Its threshold is a quantile of validation scores.
@@ -45,19 +45,23 @@ class ExportConfig:
     parity_tolerance: float = 1e-4
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """T > 0 minimising the validation log loss of sigmoid(logit / T)."""
-    from scipy.optimize import minimize_scalar
+def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(a, b) minimising the log loss of sigmoid(a * logit + b) on held-out data (Platt scaling).
+
+    `a` alone would be temperature scaling (T = 1/a); the bias `b` also removes the threshold drift
+    of a model whose scores all shifted a little towards one class.
+    """
+    from scipy.optimize import minimize
 
     logits = logits.astype(np.float64).reshape(-1)
     labels = labels.astype(np.float64).reshape(-1)
 
-    def nll(log_t: float) -> float:
-        z = logits / np.exp(log_t)
+    def nll(params: np.ndarray) -> float:
+        z = params[0] * logits + params[1]
         return float(np.mean(np.logaddexp(0.0, z) - labels * z))  # = BCE(sigmoid(z), y), stable
 
-    result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
-    return float(np.exp(result.x))
+    result = minimize(nll, x0=np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[(0.01, 100.0), (-20.0, 20.0)])
+    return float(result.x[0]), float(result.x[1])
 
 
 def fit_mahalanobis(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +75,7 @@ def fit_mahalanobis(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     return means, np.linalg.cholesky((precision + precision.T) / 2)
 
 
-def build_export_model(base, temperature: float, means: np.ndarray, whitening: np.ndarray):
+def build_export_model(base, platt: tuple[float, float], means: np.ndarray, whitening: np.ndarray):
     """base (outputs p_fake) -> model with outputs [calibrated P(FAKE) (N, 1), ood_score (N, 1)]."""
     import keras
     from keras import layers
@@ -80,9 +84,9 @@ def build_export_model(base, temperature: float, means: np.ndarray, whitening: n
 
     logit = base.get_layer(LOGIT_LAYER).output
     features = base.get_layer(FEATURES_LAYER).output
-    scale = layers.Dense(1, use_bias=False, name=CALIBRATED_LOGIT, trainable=False)
-    calibrated = scale(logit)
-    scale.set_weights([np.array([[1.0 / temperature]], np.float32)])
+    scale = layers.Dense(1, name=CALIBRATED_LOGIT, trainable=False)
+    calibrated = scale(logit)  # a * logit + b
+    scale.set_weights([np.array([[platt[0]]], np.float32), np.array([platt[1]], np.float32)])
     p_fake = layers.Activation("sigmoid", name="p_fake_calibrated", dtype="float32")(calibrated)
     dim = whitening.shape[0]
     distances = []
@@ -204,12 +208,12 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
     base = keras.models.load_model(run_dir / "best.keras")
 
     val_logits, _ = predict_logits_and_features(base, data.val.images)
-    temperature = fit_temperature(val_logits, data.val.labels)
+    platt = fit_platt(val_logits, data.val.labels)
     rng = np.random.default_rng(0)
     fit_idx = rng.permutation(len(data.train))[: config.ood_fit_images]
     _, train_features = predict_logits_and_features(base, data.train.images[fit_idx])
     means, whitening = fit_mahalanobis(train_features, data.train.labels[fit_idx])
-    model = build_export_model(base, temperature, means, whitening)
+    model = build_export_model(base, platt, means, whitening)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
@@ -259,7 +263,8 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
             "decision": {"threshold": config.threshold, "leaning_from": config.leaning_from,
                          "confident_from": config.confident_from, "ood_threshold": ood_threshold,
                          "ood_quantile_of_validation": config.ood_quantile},
-            "calibration": {"method": "temperature scaling on validation", "temperature": temperature,
+            "calibration": {"method": "Platt scaling sigmoid(a * logit + b), fitted on validation",
+                            "a": platt[0], "b": platt[1], "temperature": 1.0 / platt[0],
                             "validation_ece_before": expected_calibration_error(data.val.labels, uncalibrated_val),
                             "validation_ece_after": metrics["validation"]["ece"],
                             "test_ece_after": metrics["test"]["ece"]},
@@ -322,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     test = metadata["metrics"]["test"]
     print(json.dumps({"test_accuracy": test["accuracy"], "test_auc": test["roc_auc"],
                       "test_without_leaked_accuracy": metadata["metrics"]["test_without_leaked"]["accuracy"],
-                      "temperature": metadata["calibration"]["temperature"],
+                      "platt_a_b": [metadata["calibration"]["a"], metadata["calibration"]["b"]],
                       "parity_max_abs_diff": metadata["parity"]["max_abs_diff_p_fake"],
                       "onnx_bytes": metadata["files"]["model.onnx"]["bytes"],
                       "seconds": round(time.time() - started)}, indent=2))

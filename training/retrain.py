@@ -6,7 +6,7 @@
    A stratified share is held out to judge the new version ("held-out new").
 2. Replay: each batch mixes new images with original CIFAKE training images, so old knowledge is not
    forgotten (the full dataset when present, else the slice committed in `examples/replay/`).
-3. The model is fine-tuned (same augmentation code as training), re-calibrated, its out-of-domain
+3. The model is fine-tuned (same augmentation code as training), re-calibrated (Platt), its out-of-domain
    statistics refitted, and exported with the same code as `training.export` into a staging folder
    that is renamed into `models/v<N>` only when complete.
 4. Gate: the new version is activated only if its accuracy on a held-out slice of the original data
@@ -162,16 +162,16 @@ def fine_tune(parent_dir: Path, new_train: Split, replay: Split, config: Retrain
 
 def export_version(parent_dir: Path, tuned, replay: Split, holdout: Split, staging: Path) -> dict:
     """Recalibrate, refit the out-of-domain statistics and write a complete export into `staging`."""
-    from training.export import (build_export_model, file_entries, fit_mahalanobis, fit_temperature,
+    from training.export import (build_export_model, file_entries, fit_mahalanobis, fit_platt,
                                  predict_logits_and_features, run_onnx, save_model_files)
     from training.metrics import compute_metrics
 
     parent_meta = load_metadata(parent_dir, check_files=())
     logits, _ = predict_logits_and_features(tuned, holdout.images)
-    temperature = fit_temperature(logits, holdout.labels)
+    platt = fit_platt(logits, holdout.labels)
     _, features = predict_logits_and_features(tuned, replay.images)
     means, whitening = fit_mahalanobis(features, replay.labels)
-    model = build_export_model(tuned, temperature, means, whitening)
+    model = build_export_model(tuned, platt, means, whitening)
     parity = save_model_files(model, staging, holdout.images[:1000])
     p_fake, ood = run_onnx(staging / "model.onnx", holdout.images)
     quantile = parent_meta["decision"].get("ood_quantile_of_validation", 0.99)
@@ -179,7 +179,8 @@ def export_version(parent_dir: Path, tuned, replay: Split, holdout: Split, stagi
     metadata.update(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         parity=parity, files=file_entries(staging), plots={},
-        calibration={"method": "temperature scaling on the held-out original slice", "temperature": temperature,
+        calibration={"method": "Platt scaling on the held-out original slice", "a": platt[0], "b": platt[1],
+                     "temperature": 1.0 / platt[0],
                      "validation_ece_before": parent_meta["calibration"].get("validation_ece_after"),
                      "validation_ece_after": compute_metrics(holdout.labels, p_fake)["ece"]},
     )

@@ -2,7 +2,8 @@
 
 Trains a grid of small CNNs for a few epochs on a subset of train (same augmentation and schedule as
 the real run), scores each on the validation split, measures its ONNX Runtime throughput (batch 256,
-2 threads) and writes `runs/search/leaderboard.csv` and `leaderboard.png`. The test split is never
+2 threads) and writes `runs/search/leaderboard.csv` and `leaderboard.png` (the committed copy is in
+`bench/results/`). The test split is never
 touched here.
 """
 from __future__ import annotations
