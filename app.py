@@ -125,17 +125,22 @@ def _bands_markdown(metadata: dict) -> str:
 def build_app(service: DetectorService, settings: Settings = Settings()) -> gr.Blocks:
     metadata = load_metadata(service.registry.active_dir(), check_files=())
 
-    # ---- predict -------------------------------------------------------------------------------
-    def analyse(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
+    def classify_upload(file_value, request: gr.Request, source: str, missing: str):
+        """Signed-in user's upload -> recorded Analysis; unreadable files become a readable message."""
         username = _user(request)
         path = _file_path(file_value)
         if not path:
-            raise gr.Error("Upload a picture first (or click an example).")
+            raise gr.Error(missing)
         try:
             analysis = service.classify(path, Path(path).name)
         except ValueError as err:
             raise gr.Error(str(err), title="Cannot read this file") from None
-        service.record(username, analysis, "ui")
+        service.record(username, analysis, source)
+        return analysis
+
+    # ---- predict -------------------------------------------------------------------------------
+    def analyse(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
+        analysis = classify_upload(file_value, request, "ui", "Upload a picture first (or click an example).")
         first = (_verdict_markdown(analysis), {"AI-generated": analysis.prediction.p_fake,
                                                "Real": 1 - analysis.prediction.p_fake},
                  analysis.explanation.text + "\n\n*Computing the heatmap…*", None, None, None, analysis.record_id)
@@ -173,15 +178,8 @@ def build_app(service: DetectorService, settings: Settings = Settings()) -> gr.B
         probability is the calibrated P(AI-generated) in [0, 1]; confidence is the probability of
         the more likely class in [0.5, 1]; explanation is plain text.
         """
-        username = _user(request)
-        path = _file_path(image)
-        if not path:
-            raise gr.Error("Send a picture: client.predict(handle_file('photo.jpg'), api_name='/predict').")
-        try:
-            analysis = service.classify(path, Path(path).name)
-        except ValueError as err:
-            raise gr.Error(str(err)) from None
-        service.record(username, analysis, "api")
+        analysis = classify_upload(image, request, "api",
+                                   "Send a picture: client.predict(handle_file('photo.jpg'), api_name='/predict').")
         p = analysis.prediction
         return p.label, round(p.p_fake, 6), round(p.confidence, 6), analysis.explanation.text
 
@@ -191,17 +189,9 @@ def build_app(service: DetectorService, settings: Settings = Settings()) -> gr.B
         method: "Grad-CAM", "Grad-CAM++" or "HiResCAM". Returns (label, probability, confidence,
         explanation, heatmap overlay PNG, result JSON).
         """
-        username = _user(request)
-        path = _file_path(image)
-        if not path:
-            raise gr.Error("Send a picture.")
         if method not in CAM_METHODS:
             raise gr.Error(f"method must be one of {list(CAM_METHODS)}; got {method!r}.")
-        try:
-            analysis = service.classify(path, Path(path).name)
-        except ValueError as err:
-            raise gr.Error(str(err)) from None
-        service.record(username, analysis, "api")
+        analysis = classify_upload(image, request, "api", "Send a picture.")
         service.add_heatmap(analysis, CAM_METHODS[method])
         p = analysis.prediction
         overlay = overlay_on_original(analysis.original, analysis.heatmap)
@@ -543,7 +533,8 @@ def build_app(service: DetectorService, settings: Settings = Settings()) -> gr.B
                 model_summary = gr.Markdown()
                 model_metrics = gr.Dataframe(headers=["data", "n", "accuracy", "precision", "recall", "F1", "ROC-AUC",
                                                       "ECE"], interactive=False)
-                model_plots = gr.Gallery(label="Test-split plots and training curves", columns=4, height=320)
+                model_plots = gr.Gallery(label="Test-split plots and training curves", columns=4, height=360,
+                                         object_fit="contain")
                 model_refresh = gr.Button("Refresh")
                 model_refresh.click(admin_model, None, [model_summary, model_metrics, model_plots], api_name="admin_model")
 
@@ -555,7 +546,8 @@ def build_app(service: DetectorService, settings: Settings = Settings()) -> gr.B
                 eval_run = gr.Button("Run evaluation", variant="primary")
                 eval_metrics = gr.Dataframe(headers=["data", "n", "accuracy", "precision", "recall", "F1", "ROC-AUC",
                                                      "ECE"], interactive=False)
-                eval_plots = gr.Gallery(label="Confusion matrix, ROC, reliability", columns=3, height=320)
+                eval_plots = gr.Gallery(label="Confusion matrix, ROC, reliability", columns=3, height=360,
+                                        object_fit="contain")
                 eval_json = gr.JSON(label="All metrics")
                 eval_run.click(admin_evaluate, [eval_source, eval_upload], [eval_metrics, eval_plots, eval_json],
                                api_name="admin_evaluate", concurrency_limit=1)

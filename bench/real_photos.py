@@ -73,6 +73,8 @@ def build_set(seed: int = 0) -> dict[str, list[np.ndarray]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifake"))
+    parser.add_argument("--ood-quantiles", type=float, nargs="*", default=[0.95, 0.97, 0.98, 0.99, 0.995],
+                        help="also report the trade-off at these validation quantiles of the OOD threshold")
     args = parser.parse_args(argv)
     clf = Classifier()
     result = {"groups": {}, "model_version": clf.metadata.get("version")}
@@ -89,9 +91,27 @@ def main(argv: list[str] | None = None) -> None:
         test = read_split(test_split, "test")[0]
         _, ood = clf.run(test.images)
         result["cifake_test_flagged_out_of_domain"] = float((ood > clf.ood_threshold).mean())
+        result["ood_tradeoff"] = ood_tradeoff(clf, test_split, ood, build_set(), args.ood_quantiles)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "real_photos.json").write_text(json.dumps(result, indent=2))
     print(markdown(result))
+
+
+def ood_tradeoff(clf: Classifier, data_path: Path, test_ood: np.ndarray, photo_sets: dict, quantiles) -> list[dict]:
+    """Other OOD thresholds (quantiles of validation scores): CIFAKE flagged vs real photos called FAKE."""
+    from training.data import load_cifake
+
+    _, val_ood = clf.run(load_cifake(data_path).val.images)
+    pixels = np.stack([clf.prepare(image).pixels for images in photo_sets.values() for image in images])
+    p_fake, photo_ood = clf.run(pixels)
+    rows = []
+    for q in quantiles:
+        threshold = float(np.quantile(val_ood, q))
+        called_fake = (p_fake >= clf.threshold) & (np.maximum(p_fake, 1 - p_fake) >= clf.leaning_from)
+        rows.append({"quantile": q, "threshold": threshold,
+                     "cifake_test_flagged": float((test_ood > threshold).mean()),
+                     "real_photos_called_ai_generated": float((called_fake & (photo_ood <= threshold)).mean())})
+    return rows
 
 
 def summarise(predictions) -> dict:
@@ -118,6 +138,10 @@ def markdown(result: dict) -> str:
     if caught is not None:
         lines.append(f"\nOf the real photos the model leans FAKE on, the out-of-domain score turns "
                      f"{caught * 100:.0f} % into 'Uncertain'.")
+    for row in result.get("ood_tradeoff", []):
+        lines.append(f"- OOD threshold at the {row['quantile'] * 100:g}th percentile of validation: flags "
+                     f"{row['cifake_test_flagged'] * 100:.2f} % of CIFAKE test, real photos called AI-generated "
+                     f"{row['real_photos_called_ai_generated'] * 100:.1f} %")
     if "cifake_test_flagged_out_of_domain" in result:
         lines.append(f"On the CIFAKE test split it flags {result['cifake_test_flagged_out_of_domain'] * 100:.2f} % "
                      "of images as out of domain.")

@@ -202,3 +202,24 @@ def test_first_start_without_a_password_generates_one_and_prints_it_once(tmp_pat
     process.terminate()
     process.wait(30)
     assert "with password" not in (tmp_path / "server.log").read_text()
+
+
+def test_self_registration_is_off_by_default(server):
+    assert httpx.post(server[0] + "signup", data={"username": "newbie", "password": "newbie-password-1"}).status_code \
+        in (404, 405)
+
+
+def test_self_registration_when_enabled_creates_a_user_role(tmp_path):
+    port = _free_port()
+    process = start_server(tmp_path, port, {"CIFAKE_ALLOW_SIGNUP": "1", "CIFAKE_WARMUP": "0"})
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        short = httpx.post(url + "signup", data={"username": "newbie", "password": "short"})
+        assert short.status_code == 400 and "at least" in short.text
+        assert httpx.post(url + "signup", data={"username": "newbie", "password": "newbie-password-1"}).status_code == 200
+        client = client_for(url, ("newbie", "newbie-password-1"))
+        with pytest.raises(Exception, match="Only administrators"):
+            client.predict(api_name="/admin_users")
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -70,3 +70,10 @@ def test_admin_sees_the_admin_tabs(browser_server, page):
     page.get_by_role("button", name="Refresh").first.click()
     page.get_by_role("heading", name="Model v1").wait_for(timeout=30000)
     page.screenshot(path=str(SCREENSHOT / "admin_model.png"), full_page=True)
+
+
+def test_admin_retraining_page_lists_versions(browser_server, page):
+    page.get_by_role("tab", name="Admin · Retraining").click()
+    page.get_by_role("button", name="Refresh status").click()
+    page.get_by_text("shipped model").first.wait_for(timeout=30000)
+    page.screenshot(path=str(SCREENSHOT / "admin_retraining.png"), full_page=True)

@@ -184,6 +184,13 @@ def band_table(labels: np.ndarray, p_fake: np.ndarray, ood: np.ndarray, config: 
     return table
 
 
+def architecture(base) -> dict:
+    from training.model import count_flops
+
+    return {"params": int(base.count_params()), "mflops": round(count_flops(base) / 1e6, 1),
+            "layers": [layer.name for layer in base.layers]}
+
+
 def library_versions() -> dict:
     import keras
     import onnx
@@ -245,6 +252,7 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
             "version": version,
             "parent_version": parent,
             "model_name": train_config["model"],
+            "architecture": architecture(base),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "class_names": list(CLASS_NAMES),
             "positive_class": "FAKE",

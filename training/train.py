@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     parser.add_argument("--subset", type=int, default=0, help="use only this many training images")
     parser.add_argument("--no-redelivery", action="store_true", help="flips and shifts only")
     parser.add_argument("--variants", type=int, default=TrainConfig.variants, help="re-delivered copies")
+    parser.add_argument("--p-clean", type=float, default=TrainConfig.p_clean,
+                        help="share of each epoch's images shown without re-delivery")
     parser.add_argument("--data", default="", help="CIFAKE zip or folder (default ../shared/datasets/cifake)")
     parser.add_argument("--run-dir", default="", help="output folder (default runs/<model>)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from last.keras")
@@ -72,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     config = TrainConfig(
         model=args.model, filters=_ints(args.filters), convs=_ints(args.convs), epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         patience=args.patience, seed=args.seed, subset=args.subset, redelivery=not args.no_redelivery,
-        variants=args.variants, data=args.data, run_dir=args.run_dir,
+        variants=args.variants, p_clean=args.p_clean, data=args.data, run_dir=args.run_dir,
     )
     return config, args.resume
 
