@@ -51,7 +51,7 @@ CLASSIFY_ONLY = """
 started = time.perf_counter()
 from inference.classifier import Classifier
 clf = Classifier()
-clf.predict('examples/' + sorted(__import__('os').listdir('examples'))[-1])
+clf.predict(sorted(__import__('glob').glob('examples/*.jpg'))[0])
 import sys
 out = {'seconds_to_first_verdict': time.perf_counter() - started, 'tensorflow_loaded': 'tensorflow' in sys.modules}
 """

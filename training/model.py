@@ -30,9 +30,9 @@ class CNNConfig:
     stem_stride: int = 1  # 2 halves the resolution at the first conv (cheaper, loses fine texture)
 
 
-# Chosen by `python -m training.search` (README: Topology search): within noise of the best validation
-# accuracy, 8x8 Grad-CAM maps, ~6k images/s in ONNX Runtime on 2 cores.
-DEFAULT_CONFIG = CNNConfig(filters=(24, 48, 96), convs_per_stage=(1, 2, 2), dense_units=0, dropout=0.2)
+# Search candidate D's shape (README: Topology search) widened to 32/64/96: D trained in full reached
+# 96.42 % validation accuracy, this 97.04 % (both with re-delivery augmentation); 8x8 Grad-CAM maps.
+DEFAULT_CONFIG = CNNConfig(filters=(32, 64, 96), convs_per_stage=(1, 2, 2), dense_units=0, dropout=0.2)
 
 
 def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:

@@ -41,7 +41,7 @@ class TrainConfig:
     subset: int = 0  # >0: train on this many images only (searches, tests)
     redelivery: bool = True  # re-delivery augmentation (see training/augment.py)
     variants: int = 3  # precomputed re-delivered copies of the training set
-    p_clean: float = 0.25  # share of an epoch's images shown without re-delivery
+    p_clean: float = 0.4  # share of an epoch's images shown without re-delivery
     data: str = ""  # zip or folder; "" = ../shared/datasets/cifake
     run_dir: str = ""  # "" = runs/<model>
 
