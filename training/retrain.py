@@ -6,7 +6,7 @@
    A stratified share is held out to judge the new version ("held-out new").
 2. Replay: each batch mixes new images with original CIFAKE training images, so old knowledge is not
    forgotten (the full dataset when present, else the slice committed in `examples/replay/`).
-3. The model is fine-tuned (same augmentation code as training), re-calibrated (Platt), its out-of-domain
+3. The model is fine-tuned (same augmentation code as training), keeps its parent's calibration, its out-of-domain
    statistics refitted, and exported with the same code as `training.export` into a staging folder
    that is renamed into `models/v<N>` only when complete.
 4. Gate: the new version is activated only if its accuracy on a held-out slice of the original data
@@ -50,6 +50,7 @@ class RetrainConfig:
     original_holdout: int = 2000  # images of the original validation split used in the gate
     replay_images: int = 20000  # original training images mixed in
     seed: int = 0
+    train_from: str = ""  # layers before this one stay frozen ("" = fine-tune every layer)
 
 
 class Status:
@@ -130,7 +131,8 @@ def fine_tune(parent_dir: Path, new_train: Split, replay: Split, config: Retrain
     Replay images are distilled rather than relabelled (Li & Hoiem's "learning without forgetting"):
     their targets are the parent's own probabilities, so the model keeps its behaviour on the original
     data while it learns the new images. BatchNorm stays frozen (inference mode), so a few unusual
-    batches cannot shift its statistics. Returns the updated Keras export model.
+    batches cannot shift its statistics; `train_from` can freeze the early convolutions too. Returns the
+    updated Keras export model.
     """
     import keras
 
@@ -138,8 +140,11 @@ def fine_tune(parent_dir: Path, new_train: Split, replay: Split, config: Retrain
     parent = keras.models.load_model(parent_dir / "model.keras")
     teacher = keras.models.load_model(parent_dir / "model.keras")
     teacher_logit = keras.Model(teacher.input, teacher.get_layer("logit").output)
+    frozen = bool(config.train_from) and any(layer.name == config.train_from for layer in parent.layers)
     for layer in parent.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if layer.name == config.train_from:
+            frozen = False
+        if frozen or isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     logit_model = keras.Model(parent.input, parent.get_layer("logit").output)
     logit_model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -162,13 +167,14 @@ def fine_tune(parent_dir: Path, new_train: Split, replay: Split, config: Retrain
 
 def export_version(parent_dir: Path, tuned, replay: Split, holdout: Split, staging: Path) -> dict:
     """Recalibrate, refit the out-of-domain statistics and write a complete export into `staging`."""
-    from training.export import (build_export_model, file_entries, fit_mahalanobis, fit_platt,
+    from training.export import (build_export_model, file_entries, fit_mahalanobis,
                                  predict_logits_and_features, run_onnx, save_model_files)
     from training.metrics import compute_metrics
 
     parent_meta = load_metadata(parent_dir, check_files=())
-    logits, _ = predict_logits_and_features(tuned, holdout.images)
-    platt = fit_platt(logits, holdout.labels)
+    # The parent's calibration is kept: distillation holds the logit scale on the original data, and a
+    # refit on a small held-out slice would move the decision threshold more than fine-tuning does.
+    platt = (float(parent_meta["calibration"].get("a", 1.0)), float(parent_meta["calibration"].get("b", 0.0)))
     _, features = predict_logits_and_features(tuned, replay.images)
     means, whitening = fit_mahalanobis(features, replay.labels)
     model = build_export_model(tuned, platt, means, whitening)
@@ -179,7 +185,7 @@ def export_version(parent_dir: Path, tuned, replay: Split, holdout: Split, stagi
     metadata.update(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         parity=parity, files=file_entries(staging), plots={},
-        calibration={"method": "Platt scaling on the held-out original slice", "a": platt[0], "b": platt[1],
+        calibration={"method": "Platt scaling inherited from the parent version", "a": platt[0], "b": platt[1],
                      "temperature": 1.0 / platt[0],
                      "validation_ece_before": parent_meta["calibration"].get("validation_ece_after"),
                      "validation_ece_after": compute_metrics(holdout.labels, p_fake)["ece"]},
