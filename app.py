@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import tempfile
-import time
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -62,8 +61,7 @@ class Classifier:
         self.threshold = float(decision["threshold"])
         self.confident_from = float(decision["confident_from"])
         self.leaning_from = float(decision["leaning_from"])
-        self.ood_threshold = decision.get("ood_threshold")
-        self._lock = threading.Lock()  # only guards lazy state; session.run itself is thread-safe
+        self.ood_threshold = decision.get("ood_threshold")  # session.run is thread-safe: no lock needed
 
     # -- raw model -----------------------------------------------------------------------------
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -65,7 +65,6 @@ class DetectorService:
         self._classifier: Classifier | None = None
         self._classifier_version: int | None = None
         self._cams: dict[int, object] = {}
-        self._cam_ready = threading.Event()
         self._retrain: subprocess.Popen | None = None
         self._retrain_lock = threading.Lock()
 
@@ -90,12 +89,8 @@ class DetectorService:
     def warm_up(self) -> threading.Thread:
         """Load TensorFlow and trace Grad-CAM in the background so the first heatmap does not wait."""
         def work():
-            try:
-                clf, version = self.classifier()
-                cam = self.gradcam(version)
-                cam.compute(np.zeros((1, 32, 32, 3), np.float32))
-            finally:
-                self._cam_ready.set()
+            _, version = self.classifier()
+            self.gradcam(version).compute(np.zeros((1, 32, 32, 3), np.float32))
 
         thread = threading.Thread(target=work, name="gradcam-warmup", daemon=True)
         thread.start()

@@ -13,7 +13,6 @@ figures can be reported.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -220,7 +219,7 @@ def _read_flat(path: Path) -> Split:
     images, labels, digests, kept = [], [], [], []
     for name, cls in entries:
         data = reader(name)
-        images.append(preprocess_image(io.BytesIO(data).getvalue(), name=name))
+        images.append(preprocess_image(data, name=name))
         labels.append(CLASS_NAMES.index(cls))
         digests.append(hashlib.sha256(data).hexdigest())
         kept.append(name)
