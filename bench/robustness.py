@@ -20,6 +20,7 @@ from PIL import Image
 
 from inference.classifier import Classifier
 from inference.preprocess import RESAMPLE_METHODS, preprocess_image
+from training.evaluate import predict_split
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -54,7 +55,7 @@ def accuracy_of(clf: Classifier, images: np.ndarray, labels: np.ndarray, transfo
     resample = resample or clf.resample
     pixels = images if transform is None else np.stack(
         [preprocess_image(transform(x), size=clf.input_size, resample=resample) for x in images])
-    p_fake = np.concatenate([clf.run(pixels[i:i + 1024])[0] for i in range(0, len(pixels), 1024)])
+    p_fake, _ = predict_split(clf, pixels)
     predicted = (p_fake >= clf.threshold).astype(int)
     return {"accuracy": float((predicted == labels).mean()), "share_called_fake": float(predicted.mean()),
             "mean_p_fake": float(p_fake.mean())}

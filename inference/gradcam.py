@@ -98,18 +98,18 @@ class GradCAM:
         pixels = np.asarray(pixels, dtype=np.float32)
         if pixels.ndim == 3:
             pixels = pixels[None]
+        sign = np.full(len(pixels), -1.0 if target == "REAL" else 1.0, np.float32)
         with self._lock:
-            if target is None:
-                _, _, p_fake = self._gradients(pixels, np.ones(len(pixels), np.float32))
-                sign = np.where(p_fake.numpy() >= 0.5, 1.0, -1.0).astype(np.float32)
-            else:
-                sign = np.full(len(pixels), 1.0 if target == "FAKE" else -1.0, np.float32)
             activations, gradients, p_fake = self._gradients(pixels, sign)
         if gradients is None:  # would mean a broken graph; never silently return a blank map
             raise RuntimeError("Grad-CAM got no gradients: the Grad-CAM layer is not on the path to the logit.")
-        cams = cams_from_gradients(activations.numpy(), gradients.numpy(), method)
+        gradients, p_fake = gradients.numpy(), p_fake.numpy()
+        if target is None:  # d(-logit) = -d(logit): explain the predicted class from the same pass
+            predicted_sign = np.where(p_fake >= float(self.metadata["decision"]["threshold"]), 1.0, -1.0)
+            gradients = gradients * predicted_sign[:, None, None, None].astype(np.float32)
+        cams = cams_from_gradients(activations.numpy(), gradients, method)
         maps = _normalise(upsample(cams, (pixels.shape[2], pixels.shape[1])))  # span [0, 1] at display size
-        return maps, p_fake.numpy()
+        return maps, p_fake
 
     def explain(self, pixels: np.ndarray, onnx_p_fake: float, target: str | None = None,
                 method: str = "gradcam", tolerance: float = 1e-3) -> np.ndarray:

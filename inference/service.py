@@ -121,18 +121,22 @@ class DetectorService:
 
     def record(self, username: str, analysis: Analysis, source: str = "ui") -> int:
         """Store the prediction (and the 32x32 input, for feedback) in the user's history."""
-        digest = hashlib.sha256(analysis.pixels.tobytes()).hexdigest()[:20]
-        image_path = self.images_dir / f"{digest}.png"
-        if not image_path.exists():
-            Image.fromarray(analysis.pixels).save(image_path)
+        image_path = self._store_pixels(analysis.pixels)
         thumb = analysis.original.copy()
         thumb.thumbnail((96, 96))
         buffer = io.BytesIO()
         thumb.save(buffer, format="PNG")
         analysis.record_id = self.store.add_prediction(
-            username, analysis.name, analysis.prediction, analysis.model_version,
-            str(image_path.relative_to(self.folder)), buffer.getvalue(), source)
+            username, analysis.name, analysis.prediction, analysis.model_version, image_path, buffer.getvalue(),
+            source)
         return analysis.record_id
+
+    def _store_pixels(self, pixels: np.ndarray) -> str:
+        """Keep a (32, 32, 3) uint8 input as a PNG named by its content; returns its path in the data folder."""
+        image_path = self.images_dir / f"{hashlib.sha256(pixels.tobytes()).hexdigest()[:20]}.png"
+        if not image_path.exists():
+            Image.fromarray(pixels).save(image_path)
+        return str(image_path.relative_to(self.folder))
 
     def flag(self, username: str, prediction_id: int, claimed_label: str) -> str:
         """The user says the verdict was wrong (or right); the 32x32 input and the label are kept."""
@@ -146,11 +150,7 @@ class DetectorService:
     def add_labelled_images(self, username: str, images: np.ndarray, labels: np.ndarray) -> int:
         """An admin's labelled images ((N, 32, 32, 3) uint8, labels 0 REAL / 1 FAKE) -> accepted items."""
         for pixels, label in zip(images, labels):
-            digest = hashlib.sha256(pixels.tobytes()).hexdigest()[:20]
-            image_path = self.images_dir / f"{digest}.png"
-            if not image_path.exists():
-                Image.fromarray(pixels).save(image_path)
-            self.store.add_feedback(username, ("REAL", "FAKE")[int(label)], str(image_path.relative_to(self.folder)),
+            self.store.add_feedback(username, ("REAL", "FAKE")[int(label)], self._store_pixels(pixels),
                                     "upload", status="accepted")
         return len(labels)
 

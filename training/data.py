@@ -77,17 +77,8 @@ def _list_entries(source: Path, split: str) -> tuple[list[tuple[str, int]], call
     """Find `split`'s image entries in a zip or folder: [(relative name, label)], a reader, a description."""
     if source.is_dir() and (source / f"{split}.zip").is_file():
         source = source / f"{split}.zip"
-    if source.is_file():
-        if not zipfile.is_zipfile(source):
-            raise DatasetLayoutError(f"{source} is neither a zip file nor a folder.")
-        archive = zipfile.ZipFile(source)
-        names = [n for n in archive.namelist() if not n.endswith("/")]
-        reader = archive.read
-        where = str(source)
-    else:
-        names = [p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()]
-        reader = lambda n: (source / n).read_bytes()  # noqa: E731
-        where = str(source)
+    names, reader = _open_source(source)
+    where = str(source)
     entries = []
     for name in sorted(names):
         match = _ENTRY.search(name)
@@ -102,6 +93,17 @@ def _list_entries(source: Path, split: str) -> tuple[list[tuple[str, int]], call
             f" and these folders: {tops or 'none'}."
         )
     return entries, reader, where
+
+
+def _open_source(path: Path) -> tuple[list[str], callable]:
+    """A zip file or a folder -> (its file names, relative and '/'-separated; a function reading one)."""
+    if path.is_file() and zipfile.is_zipfile(path):
+        archive = zipfile.ZipFile(path)
+        return [n for n in archive.namelist() if not n.endswith("/")], archive.read
+    if path.is_dir():
+        names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+        return names, lambda n: (path / n).read_bytes()
+    raise DatasetLayoutError(f"{path} is neither a zip file nor a folder.")
 
 
 def _fingerprint(path: Path) -> str:
@@ -205,15 +207,8 @@ def load_labelled(path: str | Path, use_cache: bool = False) -> Split:
 def _read_flat(path: Path) -> Split:
     """A zip or folder with REAL/ and FAKE/ folders anywhere (no train/test level)."""
     pattern = re.compile(r"(?:^|/)(real|fake)/([^/]+)$", re.IGNORECASE)
-    if path.is_file() and zipfile.is_zipfile(path):
-        archive = zipfile.ZipFile(path)
-        names, reader = archive.namelist(), archive.read
-    elif path.is_dir():
-        names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
-        reader = lambda n: (path / n).read_bytes()  # noqa: E731
-    else:
-        raise DatasetLayoutError(f"{path} is neither a zip file nor a folder.")
-    entries = [(n, m.group(1).upper()) for n in sorted(names) if (m := pattern.search(n)) and not n.endswith("/")]
+    names, reader = _open_source(path)
+    entries = [(n, m.group(1).upper()) for n in sorted(names) if (m := pattern.search(n))]
     if not entries:
         raise DatasetLayoutError(f"Expected REAL/ and FAKE/ folders of images in {path}; found none.")
     images, labels, digests, kept = [], [], [], []

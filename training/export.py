@@ -246,7 +246,6 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
             plots["training_curves"] = str(report_dir / "training_curves.png")
 
         files = file_entries(staging)
-        onnx_outputs = _onnx_output_names(staging / "model.onnx")
         metadata = {
             "schema_version": SCHEMA_VERSION,
             "version": version,
@@ -256,12 +255,12 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "class_names": list(CLASS_NAMES),
             "positive_class": "FAKE",
-            "input": {"name": _onnx_input_name(staging / "model.onnx"), "shape": [None, 32, 32, 3],
+            "input": {"name": ONNX_INPUT, "shape": [None, 32, 32, 3],
                       "dtype": "float32", "range": "0-255 (scaled to [0, 1] inside the graph)", "colour_order": "RGB"},
             "outputs": [
-                {"index": 0, "name": onnx_outputs[0], "shape": [None, 1],
+                {"index": 0, "name": ONNX_OUTPUTS[0], "shape": [None, 1],
                  "meaning": "P(FAKE): calibrated probability that the picture is AI-generated"},
-                {"index": 1, "name": onnx_outputs[1], "shape": [None, 1],
+                {"index": 1, "name": ONNX_OUTPUTS[1], "shape": [None, 1],
                  "meaning": "ood_score: squared Mahalanobis distance of the pooled features to the nearer class mean"},
             ],
             "preprocessing": {"input_size": [32, 32], "resize": DEFAULT_RESAMPLE, "aspect": "squash (not kept)",
@@ -294,18 +293,6 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
         (staging / "model.json").write_text(json.dumps(metadata, indent=2))
         replace_dir(staging, out_dir)
     return metadata
-
-
-def _onnx_input_name(path: Path) -> str:
-    import onnx
-
-    return onnx.load(str(path)).graph.input[0].name
-
-
-def _onnx_output_names(path: Path) -> list[str]:
-    import onnx
-
-    return [o.name for o in onnx.load(str(path)).graph.output]
 
 
 def replace_dir(staging: Path, out_dir: Path) -> None:

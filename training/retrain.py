@@ -115,14 +115,14 @@ def split_new(new: Split, share: float, seed: int) -> tuple[Split, Split]:
     return new.subset(np.sort(train_idx)), new.subset(np.sort(hold_idx))
 
 
-def accuracy(model_dir_or_classifier, split: Split) -> float:
-    from inference.classifier import Classifier
+def accuracy(classifier, split: Split) -> float:
+    """Accuracy of an ONNX classifier (as served) on `split`; NaN for an empty split."""
+    from training.evaluate import predict_split
 
-    clf = model_dir_or_classifier if isinstance(model_dir_or_classifier, Classifier) else Classifier(model_dir_or_classifier)
     if len(split) == 0:
         return float("nan")
-    p_fake = np.concatenate([clf.run(split.images[i:i + 1024])[0] for i in range(0, len(split), 1024)])
-    return float(((p_fake >= clf.threshold).astype(int) == split.labels).mean())
+    p_fake, _ = predict_split(classifier, split.images)
+    return float(((p_fake >= classifier.threshold).astype(int) == split.labels).mean())
 
 
 def fine_tune(parent_dir: Path, new_train: Split, replay: Split, config: RetrainConfig, status: Status):
@@ -216,8 +216,11 @@ def retrain(data_dir: Path, by: str = "", config: RetrainConfig = RetrainConfig(
     try:
         metadata = export_version(parent_dir, tuned, replay, holdout, staging)
         (staging / "model.json").write_text(json.dumps(metadata, indent=2))  # complete enough to classify
-        before_old, after_old = accuracy(parent_dir, holdout), accuracy(staging, holdout)
-        before_new, after_new = accuracy(parent_dir, new_holdout), accuracy(staging, new_holdout)
+        from inference.classifier import Classifier
+
+        parent_clf, new_clf = Classifier(parent_dir), Classifier(staging)
+        before_old, after_old = accuracy(parent_clf, holdout), accuracy(new_clf, holdout)
+        before_new, after_new = accuracy(parent_clf, new_holdout), accuracy(new_clf, new_holdout)
         passed_old = after_old >= before_old - config.tolerance
         passed_new = len(new_holdout) > 0 and after_new > before_new
         reasons = [f"original held-out accuracy {before_old:.4f} -> {after_old:.4f} "
@@ -229,7 +232,7 @@ def retrain(data_dir: Path, by: str = "", config: RetrainConfig = RetrainConfig(
         metadata["retraining"] = {
             "by": by, "new_images": len(new), "new_train": len(new_train), "new_holdout": len(new_holdout),
             "original": described, "config": asdict(config), "seconds": round(time.time() - started, 1),
-            "new_train_accuracy_after": accuracy(staging, new_train),
+            "new_train_accuracy_after": accuracy(new_clf, new_train),
             "gate": {"passed": bool(passed_old and passed_new), "reason": "; ".join(reasons),
                      "original_before": before_old, "original_after": after_old,
                      "new_before": before_new, "new_after": after_new, "tolerance": config.tolerance},
