@@ -1,7 +1,13 @@
 """Train a CIFAKE detector: `python -m training.train --model default|seed [options]`.
 
-Writes `runs/<name>/`: `best.keras` (best validation accuracy), `last.keras` + `state.json` (resume
-after an interruption with `--resume`), `history.json`, `curves.png`, `config.json`.
+Writes `runs/<name>/`: `best.keras` (best validation accuracy of the raw or the EMA weights),
+`last.keras` + `ema.weights.npz` + `state.json` (resume after an interruption with `--resume`),
+`history.json`, `curves.png`, `config.json`.
+
+Named recipes (`--recipe`) fix every field at once; explicit flags given after it still win:
+- `anchor`: the published from-scratch CIFAKE recipe (issue 9): 32/64/128 x 2 convs, no dropout,
+  flip + 4-px shifts, AdamW 1e-3 / wd 1e-4, cosine over 25 epochs, no re-delivery.
+- `v2`: the anchor network with light re-delivery (no blur/noise), EMA of the weights, AdamW 2e-3.
 Export the result with `python -m training.export --run runs/<name>`.
 """
 from __future__ import annotations
@@ -17,10 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from training.augment import RedeliveryConfig, epoch_images, make_variants
+from training.augment import REDELIVERY_PRESETS, epoch_images, make_variants
 from training import data as data_module
 from training.data import PROJECT_ROOT, load_cifake
-from training.model import DEFAULT_CONFIG, CNNConfig
+from training.model import ANCHOR_CONFIG, DEFAULT_CONFIG, CNNConfig
 
 RUNS_DIR = PROJECT_ROOT / "runs"
 
@@ -40,10 +46,25 @@ class TrainConfig:
     val_fraction: float = 0.1  # carved from train, stratified, fixed seed
     subset: int = 0  # >0: train on this many images only (searches, tests)
     redelivery: bool = True  # re-delivery augmentation (see training/augment.py)
+    redelivery_preset: str = "full"  # "full" (v1: with blur and noise) or "light" (no blur, no noise)
     variants: int = 3  # precomputed re-delivered copies of the training set
     p_clean: float = 0.4  # share of an epoch's images shown without re-delivery
+    max_shift: int = 2  # random integer shift in px (reflect padding), with a random left-right flip
+    dropout: float = DEFAULT_CONFIG.dropout  # before the logit
+    ema_decay: float = 0.0  # >0: keep an exponential moving average of all weights (per step)
+    recipe: str = ""  # the named recipe these values came from, if any
     data: str = ""  # zip or folder; "" = ../shared/datasets/cifake
     run_dir: str = ""  # "" = runs/<model>
+
+
+RECIPES = {
+    "anchor": dict(model="default", filters=ANCHOR_CONFIG.filters, convs=ANCHOR_CONFIG.convs_per_stage,
+                   dropout=0.0, epochs=25, learning_rate=1e-3, weight_decay=1e-4, patience=25,
+                   redelivery=False, max_shift=4, ema_decay=0.0),
+    "v2": dict(model="default", filters=ANCHOR_CONFIG.filters, convs=ANCHOR_CONFIG.convs_per_stage,
+               dropout=0.0, epochs=24, learning_rate=2e-3, weight_decay=1e-4, patience=24,
+               redelivery=True, redelivery_preset="light", p_clean=0.5, max_shift=3, ema_decay=0.999),
+}
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -52,6 +73,8 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="",
+                        help="named recipe; flags given explicitly override its values")
     parser.add_argument("--model", choices=("default", "seed"), default="default", help="architecture")
     parser.add_argument("--filters", default=",".join(map(str, TrainConfig.filters)),
                         help="default model: filters per stage, e.g. 32,64,128")
@@ -67,16 +90,70 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     parser.add_argument("--variants", type=int, default=TrainConfig.variants, help="re-delivered copies")
     parser.add_argument("--p-clean", type=float, default=TrainConfig.p_clean,
                         help="share of each epoch's images shown without re-delivery")
+    parser.add_argument("--redelivery-preset", choices=sorted(REDELIVERY_PRESETS), default="full",
+                        help="re-delivery mix: full (v1, with blur and noise) or light")
+    parser.add_argument("--max-shift", type=int, default=TrainConfig.max_shift, help="random shift in px")
+    parser.add_argument("--dropout", type=float, default=TrainConfig.dropout, help="dropout before the logit")
+    parser.add_argument("--ema-decay", type=float, default=0.0, help="EMA of weights per step (0 = off)")
     parser.add_argument("--data", default="", help="CIFAKE zip or folder (default ../shared/datasets/cifake)")
     parser.add_argument("--run-dir", default="", help="output folder (default runs/<model>)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from last.keras")
     args = parser.parse_args(argv)
-    config = TrainConfig(
-        model=args.model, filters=_ints(args.filters), convs=_ints(args.convs), epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        patience=args.patience, seed=args.seed, subset=args.subset, redelivery=not args.no_redelivery,
-        variants=args.variants, p_clean=args.p_clean, data=args.data, run_dir=args.run_dir,
+    values = dict(
+        model=args.model, filters=_ints(args.filters), convs=_ints(args.convs), epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
+        subset=args.subset, redelivery=not args.no_redelivery, redelivery_preset=args.redelivery_preset,
+        variants=args.variants, p_clean=args.p_clean, max_shift=args.max_shift, dropout=args.dropout,
+        ema_decay=args.ema_decay, data=args.data, run_dir=args.run_dir,
     )
+    if args.recipe:
+        explicit = _explicit_dests(parser, argv)
+        values.update({k: v for k, v in RECIPES[args.recipe].items() if k not in explicit}, recipe=args.recipe)
+    config = TrainConfig(**values)
     return config, args.resume
+
+
+def _explicit_dests(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """Config fields named by flags the user typed (so they override a recipe)."""
+    import sys
+
+    typed = {a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")}
+    renames = {"no_redelivery": "redelivery"}
+    dests = {action.dest for action in parser._actions if set(action.option_strings) & typed}
+    return {renames.get(d, d) for d in dests}
+
+
+class WeightEMA:
+    """Exponential moving average of all model weights (BatchNorm statistics included), per step."""
+
+    def __init__(self, model, decay: float, weights: list[np.ndarray] | None = None):
+        self.model, self.decay = model, decay
+        self.weights = weights if weights is not None else [w.copy() for w in model.get_weights()]
+
+    def update(self) -> None:
+        for ema, current in zip(self.weights, self.model.get_weights()):
+            ema *= self.decay
+            ema += (1.0 - self.decay) * current
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, *self.weights)
+        tmp.replace(path)
+
+    @staticmethod
+    def load(path: Path) -> list[np.ndarray]:
+        with np.load(path) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def _ema_callback(ema: WeightEMA):
+    import keras
+
+    class _Update(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            ema.update()
+
+    return _Update()
 
 
 def make_model(config: TrainConfig, steps_per_epoch: int):
@@ -85,7 +162,7 @@ def make_model(config: TrainConfig, steps_per_epoch: int):
     from training.model import build_model
 
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.model, CNNConfig(config.filters, config.convs))
+    model = build_model(config.model, CNNConfig(config.filters, config.convs, dropout=config.dropout))
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=config.min_lr_ratio
     )
@@ -148,7 +225,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     variants = None
     if config.redelivery and config.variants > 0:
         started = time.time()
-        variants = make_variants(train_x, config.variants, config.seed, RedeliveryConfig(),
+        variants = make_variants(train_x, config.variants, config.seed, REDELIVERY_PRESETS[config.redelivery_preset],
                                  cache_dir=data_module.CACHE_DIR.parent / "augment")
         print(f"re-delivery variants {variants.shape} ready in {time.time() - started:.0f} s", flush=True)
 
@@ -161,29 +238,47 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     else:
         model = make_model(config, steps)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    ema, ema_model, callbacks = None, None, []
+    if config.ema_decay > 0:
+        saved = run_dir / "ema.weights.npz"
+        ema = WeightEMA(model, config.ema_decay, WeightEMA.load(saved) if state["epoch"] and saved.exists() else None)
+        ema_model = keras.models.clone_model(model)
+        ema_model.compile(loss="binary_crossentropy", metrics=["accuracy", keras.metrics.AUC(name="auc")])
+        callbacks = [_ema_callback(ema)]
 
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         rng = np.random.default_rng([config.seed, epoch])
-        epoch_x = epoch_images(train_x, variants, rng, config.p_clean).astype("float32")
+        epoch_x = epoch_images(train_x, variants, rng, config.p_clean, config.max_shift).astype("float32")
         order = rng.permutation(len(train_y))
         started = time.time()
-        fit = model.fit(epoch_x[order], train_y[order], batch_size=config.batch_size, epochs=1, verbose=0)
+        fit = model.fit(epoch_x[order], train_y[order], batch_size=config.batch_size, epochs=1, verbose=0,
+                        callbacks=callbacks)
+        del epoch_x
         val_loss, val_acc, val_auc = model.evaluate(val_x, val_y, batch_size=512, verbose=0)
-        seconds = time.time() - started
         record = {"epoch": epoch, "loss": fit.history["loss"][0], "accuracy": fit.history["accuracy"][0],
-                  "val_loss": val_loss, "val_accuracy": val_acc, "val_auc": val_auc, "seconds": seconds}
+                  "val_loss": val_loss, "val_accuracy": val_acc, "val_auc": val_auc}
+        candidates = [("raw", val_acc, model)]
+        if ema is not None:
+            ema_model.set_weights(ema.weights)
+            ema_loss, ema_acc, ema_auc = ema_model.evaluate(val_x, val_y, batch_size=512, verbose=0)
+            record.update(ema_val_loss=ema_loss, ema_val_accuracy=ema_acc, ema_val_auc=ema_auc)
+            candidates.append(("ema", ema_acc, ema_model))
+            ema.save(run_dir / "ema.weights.npz")
+        record["seconds"] = seconds = time.time() - started
         state["history"].append(record)
         state["train_seconds"] += seconds
-        improved = val_acc > state["best_val_accuracy"]
+        kind, best_acc, best_model = max(candidates, key=lambda c: c[1])
+        improved = best_acc > state["best_val_accuracy"]
         if improved:
-            state.update(best_val_accuracy=val_acc, best_epoch=epoch)
-            _save_model(model, run_dir / "best.keras")
+            state.update(best_val_accuracy=best_acc, best_epoch=epoch, best_weights=kind)
+            _save_model(best_model, run_dir / "best.keras")
         state["epoch"] = epoch
         _save_model(model, run_dir / "last.keras")
         _save_state(run_dir, state)
+        ema_text = f"  ema_val_acc {record['ema_val_accuracy']:.4f}" if ema is not None else ""
         print(f"epoch {epoch:2d}/{config.epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}  "
-              f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  val_auc {val_auc:.4f}  "
-              f"{seconds:.0f} s{'  *best' if improved else ''}", flush=True)
+              f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  val_auc {val_auc:.4f}{ema_text}  "
+              f"{seconds:.0f} s{'  *best (' + kind + ')' if improved else ''}", flush=True)
         if epoch - state["best_epoch"] >= config.patience:
             print(f"early stop: no validation improvement for {config.patience} epochs", flush=True)
             break
