@@ -1,6 +1,6 @@
 """CIFAKE detector — Gradio app. `python app.py` serves http://127.0.0.1:7860 with the shipped model.
 
-UI only: the work is done by `inference.service.DetectorService`; this file lays out the pages,
+UI only: the work is done by `webapp.service.DetectorService`; this file lays out the pages,
 checks roles on the server for every admin action, and turns errors into readable messages.
 Settings come from environment variables (see README: Settings).
 """
@@ -28,8 +28,8 @@ from PIL import Image
 
 from inference.model_card import PROJECT_ROOT, load_metadata
 from inference.overlay import overlay_on_model_input, overlay_on_original
-from inference.service import CAM_METHODS, DetectorService
-from inference.store import AccountError, MIN_PASSWORD
+from webapp.service import CAM_METHODS, DetectorService
+from webapp.store import AccountError, MIN_PASSWORD
 
 log = logging.getLogger("cifake.app")
 EXAMPLES_DIR = PROJECT_ROOT / "examples"

@@ -46,7 +46,7 @@ def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("appdata")
     port = _free_port()
     process = start_server(data_dir, port)
-    from inference.store import Store
+    from webapp.store import Store
 
     Store(folder=data_dir).create_user(*USER)
     yield f"http://127.0.0.1:{port}/", data_dir
@@ -78,7 +78,7 @@ def test_login_with_a_wrong_password_is_refused(server):
 
 
 def test_repeated_failures_lock_the_account_even_for_the_right_password(server):
-    from inference.store import Store
+    from webapp.store import Store
 
     Store(folder=server[1]).create_user("mallory", "mallory-password-1")
     for _ in range(5):
@@ -195,7 +195,7 @@ def test_first_start_without_a_password_generates_one_and_prints_it_once(tmp_pat
     assert "created admin 'admin' with password:" in log
     password = log.split("with password: ")[1].split()[0]
     assert len(password) >= 16
-    from inference.store import Store
+    from webapp.store import Store
 
     assert Store(folder=tmp_path).authenticate("admin", password)
     process = start_server(tmp_path, port, env)  # second start: no new password

@@ -53,13 +53,13 @@ def _wrong_set(classifier, n: int = 60, family=_pattern_images):
 
 @pytest.fixture
 def service(tmp_path):
-    from inference.service import DetectorService
+    from webapp.service import DetectorService
 
     return DetectorService(tmp_path / "data")
 
 
 def _add_labelled(service, images, label: int):
-    from inference.store import Store
+    from webapp.store import Store
 
     for i, pixels in enumerate(images):
         path = service.images_dir / f"new_{label}_{i}.png"
@@ -136,7 +136,7 @@ def test_killed_worker_leaves_the_served_model_and_registry_intact(service, clas
     assert service.retrain_status()["state"] == "failed"
     assert service.registry.versions() == [1] and service.registry.active_version() == 1
     assert not list(service.registry.root.glob("v*"))  # no partial version in the registry
-    from inference.registry import Registry
+    from webapp.registry import Registry
 
     Registry(service.registry.root)  # the next start removes any staging folder the worker left
     assert not list(service.registry.root.glob(".staging-*"))

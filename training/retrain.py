@@ -31,8 +31,8 @@ import numpy as np
 from PIL import Image
 
 from inference.model_card import load_metadata
-from inference.registry import Registry
-from inference.store import Store
+from webapp.registry import Registry
+from webapp.store import Store
 from training.augment import flip_and_shift
 from training.data import DEFAULT_DATA, PROJECT_ROOT, Split, load_cifake, load_labelled
 

@@ -1,7 +1,7 @@
-"""Manage accounts from a shell: `python -m inference.users list|create|disable|enable|reset|role`.
+"""Manage accounts from a shell: `python -m webapp.users list|create|disable|enable|reset|role`.
 
-    python -m inference.users create alice --role user        # asks for the password
-    CIFAKE_PASSWORD=... python -m inference.users reset alice # or takes it from the environment
+    python -m webapp.users create alice --role user        # asks for the password
+    CIFAKE_PASSWORD=... python -m webapp.users reset alice # or takes it from the environment
 
 Uses the same database as the app (`CIFAKE_DATA_DIR` / `CIFAKE_DATABASE_URL`).
 """
@@ -12,7 +12,7 @@ import getpass
 import os
 import sys
 
-from inference.store import ROLES, AccountError, Store
+from webapp.store import ROLES, AccountError, Store
 
 
 def _password() -> str:
@@ -26,7 +26,7 @@ def _password() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inference.users", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m webapp.users", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None, help="data folder (default CIFAKE_DATA_DIR or ./data)")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -24,8 +24,8 @@ from PIL import Image
 from inference.classifier import Classifier, Prediction
 from inference.explain import Explanation, explain
 from inference.model_card import EXPORTED_DIR, PROJECT_ROOT
-from inference.registry import Registry
-from inference.store import Store
+from webapp.registry import Registry
+from webapp.store import Store
 
 CAM_METHODS = {"Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++", "HiResCAM": "hirescam"}
 
