@@ -1,0 +1,400 @@
+"""Score many pictures on Ray Data: `python -m inference.batch PATH [PATH ...] --output results.parquet`.
+
+PATH may be a folder (searched recursively), a zip, or a Parquet file with a column of image bytes.
+Each Ray actor holds one ONNX Runtime session (`inference.classifier.Classifier`) and scores batches in
+`map_batches`; the results have the CLI's columns (file, label, p_fake, confidence, band,
+out_of_domain, error), in the CLI's order and with its file names, and go to one Parquet or CSV file.
+
+Local Ray by default (`ray.init(num_cpus=...)` on this machine); `--address ray://host:10001` (or
+`auto`) runs on a cluster, whose workers must see the same paths (a shared folder). Ray is an optional
+extra (`pip install "ray[data]"`): nothing else in the project imports it.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from inference.model_card import EXPORTED_DIR
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}  # as the CLI
+NAME_COLUMNS = ("file", "path", "name", "filename")  # a Parquet column naming each picture, if present
+IMAGE_COLUMNS = ("image", "bytes", "content", "data")  # preferred image columns, else the first binary one
+RESULT_COLUMNS = ("file", "label", "p_fake", "confidence", "band", "out_of_domain", "error")
+RAY_MISSING = 'Ray is not installed; batch scoring needs the optional extra: pip install "ray[data]==2.60.0"'
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    model_dir: str = str(EXPORTED_DIR)
+    actors: int = 2  # Ray actors, each with its own ONNX Runtime session
+    threads: int = 1  # ONNX Runtime intra-op threads per actor
+    batch_size: int = 256  # pictures per map_batches call (and per ONNX run)
+    address: str | None = None  # None: start Ray locally; else a cluster address ("auto", "ray://host:10001")
+    num_cpus: int | None = None  # local Ray only; default: all cores of this machine
+    image_column: str | None = None  # Parquet column of image bytes; default: guessed
+    name_column: str | None = None  # Parquet column naming each picture; default: guessed, else "<file>#<row>"
+    timings: bool = False  # add decode_s / model_s columns (seconds spent per picture), for bench/batch.py
+
+
+# -- what to score -----------------------------------------------------------------------------
+def is_parquet(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in (".parquet", ".pq")
+
+
+def list_work(paths: list[str]) -> Iterator[dict]:
+    """One work item per picture (folders, zips, single files) or per Parquet row group, in the CLI's order.
+
+    Items: {"kind": "file"|"zip"|"parquet", "file": display name, "path": str, "member": zip member or "",
+    "row_group": int (Parquet) or -1}.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+                yield _item("file", str(file), str(file))
+        elif path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for name in sorted(archive.namelist()):
+                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                        yield _item("zip", f"{path}:{name}", str(path), member=name)
+        elif is_parquet(path):
+            import pyarrow.parquet as pq
+
+            for group in range(pq.ParquetFile(path).num_row_groups):
+                yield _item("parquet", str(path), str(path), row_group=group)
+        else:
+            yield _item("file", str(path), str(path))  # missing or unreadable: an error row, as in the CLI
+
+
+def _item(kind: str, file: str, path: str, member: str = "", row_group: int = -1) -> dict:
+    return {"kind": kind, "file": file, "path": path, "member": member, "row_group": row_group}
+
+
+def count_pictures(paths: list[str]) -> int:
+    """How many result rows `paths` will give (Parquet row counts come from the file footers)."""
+    total = 0
+    for item in list_work(paths):
+        if item["kind"] == "parquet":
+            import pyarrow.parquet as pq
+
+            total += pq.ParquetFile(item["path"]).metadata.row_group(item["row_group"]).num_rows
+        else:
+            total += 1
+    return total
+
+
+def parquet_columns(path: str, image_column: str | None, name_column: str | None) -> tuple[str, str | None]:
+    """(image column, name column or None) of a Parquet file; ValueError naming the columns if none fits."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    names = schema.names
+    if image_column is None:
+        binary = [f.name for f in schema if _is_image_type(f.type)]
+        image_column = next((c for c in IMAGE_COLUMNS if c in binary), binary[0] if binary else None)
+        if image_column is None:
+            raise ValueError(f"{path} has no column of image bytes (columns: {names}); name one with --image-column.")
+    elif image_column not in names:
+        raise ValueError(f"{path} has no column {image_column!r}; its columns are {names}.")
+    if name_column is None:
+        name_column = next((c for c in NAME_COLUMNS if c in names and pa.types.is_string(schema.field(c).type)
+                            or c in names and pa.types.is_large_string(schema.field(c).type)), None)
+    elif name_column not in names:
+        raise ValueError(f"{path} has no column {name_column!r}; its columns are {names}.")
+    return image_column, name_column
+
+
+def _is_image_type(arrow_type) -> bool:
+    """Binary columns, or structs with a `bytes` field (the Hugging Face `Image` feature)."""
+    import pyarrow as pa
+
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return True
+    return pa.types.is_struct(arrow_type) and arrow_type.get_field_index("bytes") >= 0
+
+
+# -- the actor ------------------------------------------------------------------------------------
+class Scorer:
+    """A Ray actor: one ONNX Runtime session; a batch of work items -> a pyarrow Table of results."""
+
+    def __init__(self, config: BatchConfig):
+        from inference.classifier import Classifier
+
+        self.config = config
+        self.classifier = Classifier(config.model_dir, threads=config.threads)
+        self.archives: dict[str, zipfile.ZipFile] = {}  # zips stay open across batches
+
+    def __call__(self, batch: dict) -> "pyarrow.Table":  # noqa: F821 (pyarrow is imported lazily)
+        rows: list[dict] = []
+        for index in range(len(batch["file"])):
+            item = {key: batch[key][index] for key in ("kind", "file", "path", "member", "row_group")}
+            rows.extend(self._score(self._sources(item)))
+        return _results_table(rows, self.config.timings)
+
+    def _sources(self, item: dict) -> Iterator[tuple[str, object]]:
+        """(name, source) pairs for one work item: a Path (as the CLI passes), zip bytes or Parquet bytes."""
+        kind, path = str(item["kind"]), str(item["path"])
+        if kind == "file":
+            yield str(item["file"]), Path(path)
+        elif kind == "zip":
+            if path not in self.archives:
+                self.archives[path] = zipfile.ZipFile(path)
+            yield str(item["file"]), self.archives[path].read(str(item["member"]))
+        else:
+            yield from self._parquet_sources(path, int(item["row_group"]))
+
+    def _parquet_sources(self, path: str, row_group: int) -> Iterator[tuple[str, object]]:
+        import pyarrow.parquet as pq
+
+        image_column, name_column = parquet_columns(path, self.config.image_column, self.config.name_column)
+        parquet = pq.ParquetFile(path)
+        first_row = sum(parquet.metadata.row_group(g).num_rows for g in range(row_group))
+        table = parquet.read_row_group(row_group, columns=[image_column] + ([name_column] if name_column else []))
+        images = table.column(image_column).to_pylist()
+        names = table.column(name_column).to_pylist() if name_column else [None] * len(images)
+        for offset, (image, name) in enumerate(zip(images, names)):
+            if isinstance(image, dict):  # {"bytes": ..., "path": ...} (Hugging Face Image feature)
+                image = image.get("bytes")
+            yield (name if name else f"{path}#{first_row + offset}"), (b"" if image is None else image)
+
+    def _score(self, sources: Iterator[tuple[str, object]]) -> list[dict]:
+        """Decode each source, then run the model on batch_size pictures at a time (as predict_files does)."""
+        rows, ready = [], []  # ready: (row, (32, 32, 3) uint8 pixels)
+        for name, source in sources:
+            started = time.perf_counter()
+            row = {"file": name, "error": None, "decode_s": 0.0, "model_s": 0.0}
+            try:
+                ready.append((row, self.classifier.prepare(source, name).pixels))
+            except ValueError as err:
+                row["error"] = str(err)
+            row["decode_s"] = time.perf_counter() - started
+            rows.append(row)
+            if len(ready) >= self.config.batch_size:
+                self._predict(ready)
+                ready = []
+        self._predict(ready)
+        return rows
+
+    def _predict(self, ready: list[tuple[dict, object]]) -> None:
+        if not ready:
+            return
+        import numpy as np
+
+        started = time.perf_counter()
+        predictions = self.classifier.predict_pixels(np.stack([pixels for _, pixels in ready]))
+        per_picture = (time.perf_counter() - started) / len(ready)
+        for (row, _), prediction in zip(ready, predictions):
+            row.update(result_row(row["file"], prediction, None), decode_s=row["decode_s"], model_s=per_picture)
+
+
+def result_row(name: str, prediction, error: str | None) -> dict:
+    """The CLI's row for one picture (probabilities rounded to 5 decimals, as `python -m inference`)."""
+    row = {"file": name, "label": None, "p_fake": None, "confidence": None, "band": None,
+           "out_of_domain": None, "error": error}
+    if prediction is not None:
+        row.update(label=prediction.label, p_fake=round(prediction.p_fake, 5),
+                   confidence=round(prediction.confidence, 5), band=prediction.band,
+                   out_of_domain=prediction.out_of_domain)
+    return row
+
+
+def result_schema(timings: bool = False):
+    import pyarrow as pa
+
+    fields = [("file", pa.string()), ("label", pa.string()), ("p_fake", pa.float64()),
+              ("confidence", pa.float64()), ("band", pa.string()), ("out_of_domain", pa.bool_()),
+              ("error", pa.string())]
+    if timings:
+        fields += [("decode_s", pa.float64()), ("model_s", pa.float64())]
+    return pa.schema(fields)
+
+
+def _results_table(rows: list[dict], timings: bool):
+    import pyarrow as pa
+
+    schema = result_schema(timings)
+    return pa.table({name: [row.get(name) for row in rows] for name in schema.names}, schema=schema)
+
+
+# -- running ------------------------------------------------------------------------------------
+def import_ray():
+    """Ray, imported only here; RuntimeError with the install command when the extra is missing."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage telemetry
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as err:
+        raise RuntimeError(RAY_MISSING) from err
+    return ray
+
+
+def start_ray(config: BatchConfig):
+    """Connect to `config.address`, or start a local Ray without a dashboard; returns the ray module."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        if config.address:
+            ray.init(address=config.address, logging_level="WARNING", log_to_driver=False)
+        else:
+            ray.init(num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
+                     logging_level="WARNING", log_to_driver=False)
+    for name, level in (("ray.data._internal.progress", logging.ERROR),  # "progress bars disabled"
+                        ("ray.data._internal.execution.streaming_executor", logging.WARNING)):
+        logging.getLogger(name).setLevel(level)
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows come back in the CLI's order
+    context.enable_progress_bars = False  # one bar of ours (with the total) instead of Ray's per operator
+    context.print_on_execution_start = False
+    return ray
+
+
+def score(paths: list[str], config: BatchConfig) -> Iterator["pyarrow.Table"]:  # noqa: F821
+    """Yield result tables in input order. Starts (or joins) Ray; checks Parquet columns before any actor."""
+    items = check_inputs(paths, config)
+    ray = start_ray(config)
+    for group in _consecutive_groups(items):
+        yield from _score_group(ray, group, config)
+
+
+def check_inputs(paths: list[str], config: BatchConfig) -> list[dict]:
+    """The work items; ValueError if a Parquet file has no usable image column (nothing is written then)."""
+    items = list(list_work(paths))
+    for item in items:
+        if item["kind"] == "parquet" and item["row_group"] == 0:
+            parquet_columns(item["path"], config.image_column, config.name_column)
+    return items
+
+
+def _consecutive_groups(items: list[dict]) -> Iterator[list[dict]]:
+    """Runs of Parquet row groups and runs of single pictures, in order (they batch differently)."""
+    group: list[dict] = []
+    for item in items:
+        if group and (item["kind"] == "parquet") != (group[0]["kind"] == "parquet"):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
+
+
+def _score_group(ray, items: list[dict], config: BatchConfig):
+    # A Parquet row group holds many pictures: one per call (the actor batches inside); else batch_size.
+    per_call = 1 if items[0]["kind"] == "parquet" else config.batch_size
+    blocks = max(1, min(-(-len(items) // per_call), 1000))
+    dataset = ray.data.from_items(items, override_num_blocks=blocks)
+    results = dataset.map_batches(
+        Scorer, fn_constructor_args=(config,), batch_size=per_call, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=config.actors), num_cpus=1,
+    )
+    yield from results.iter_batches(batch_size=None, batch_format="pyarrow")
+
+
+class ResultWriter:
+    """Streams result tables into one Parquet file, or a CSV file written exactly as the CLI's `--csv`."""
+
+    def __init__(self, path: str | Path, timings: bool = False):
+        self.path = Path(path)
+        self.format = "csv" if self.path.suffix.lower() == ".csv" else "parquet"
+        self.schema = result_schema(timings)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._parquet = None
+        self._csv_file = None
+        self._csv = None
+        self.rows = 0
+        self.errors = 0
+
+    def write(self, table) -> None:
+        table = table.select(self.schema.names).cast(self.schema)
+        if self.format == "csv":
+            self._write_csv(table)
+        else:
+            import pyarrow.parquet as pq
+
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(str(self.path), self.schema)
+            self._parquet.write_table(table)
+        self.rows += table.num_rows
+        self.errors += table.num_rows - table.column("error").null_count
+
+    def _write_csv(self, table) -> None:
+        if self._csv is None:
+            self._csv_file = open(self.path, "w", newline="")
+            self._csv = csv.DictWriter(self._csv_file, fieldnames=self.schema.names)
+            self._csv.writeheader()
+        self._csv.writerows(table.to_pylist())
+
+    def close(self) -> None:
+        if self.rows == 0:
+            self.write(self.schema.empty_table())  # an empty result still has its header / schema
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._csv_file is not None:
+            self._csv_file.close()
+
+
+def run(paths: list[str], output: str | Path, config: BatchConfig, progress: bool = True) -> tuple[int, int]:
+    """Score `paths` into `output` (.parquet or .csv); returns (pictures, errors)."""
+    check_inputs(paths, config)
+    total = count_pictures(paths) if progress else 0
+    writer = ResultWriter(output, config.timings)
+    try:
+        for table in score(paths, config):
+            writer.write(table)
+            if progress:
+                _progress(writer.rows, total)
+    finally:
+        writer.close()
+    return writer.rows, writer.errors
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / max(1, total))
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+    if done >= total:
+        print(file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inference.batch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", help="folders, zips, images or Parquet files of image bytes")
+    parser.add_argument("--output", "-o", required=True, help="results file: .parquet or .csv")
+    parser.add_argument("--model-dir", default=BatchConfig.model_dir, help="folder with model.onnx and model.json")
+    parser.add_argument("--actors", type=int, default=BatchConfig.actors, help="Ray actors (ONNX sessions)")
+    parser.add_argument("--threads", type=int, default=BatchConfig.threads, help="ONNX Runtime threads per actor")
+    parser.add_argument("--batch-size", type=int, default=BatchConfig.batch_size, help="pictures per batch")
+    parser.add_argument("--address", help="Ray cluster address (e.g. auto, ray://head:10001); default: local Ray")
+    parser.add_argument("--num-cpus", type=int, help="CPUs for local Ray (default: all)")
+    parser.add_argument("--image-column", help="Parquet column of image bytes (default: guessed)")
+    parser.add_argument("--name-column", help="Parquet column naming each picture (default: guessed)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.actors < 1 or args.threads < 1 or args.batch_size < 1:
+        parser.error("--actors, --threads and --batch-size must be at least 1")
+    if Path(args.output).suffix.lower() not in (".parquet", ".pq", ".csv"):
+        parser.error(f"--output must end in .parquet or .csv; got {args.output!r}")
+    config = BatchConfig(args.model_dir, args.actors, args.threads, args.batch_size, args.address, args.num_cpus,
+                         args.image_column, args.name_column)
+    try:
+        from inference.model_card import load_metadata
+
+        load_metadata(Path(config.model_dir), check_files=("model.onnx",))  # a bad model fails before Ray starts
+        pictures, errors = run(args.paths, args.output, config, progress=not args.quiet)
+    except (RuntimeError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{pictures} pictures scored, {errors} errors -> {args.output}", file=sys.stderr)
+    return 1 if pictures and errors == pictures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
