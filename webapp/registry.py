@@ -1,6 +1,9 @@
 """Model versions: version 1 is the shipped `exported/` (never written to); retrained versions live in
-`<data dir>/models/v<N>/`, each a complete export with its own `model.json`. `active.json` names the
-version being served; it is replaced atomically (write a temporary file, then rename).
+`<data dir>/models/v<N>/`, each a complete export with its own `model.json`. The version being served
+is recorded in the database (`app_state`, shared by every app process on it) and in `active.json`
+(replaced atomically: write a temporary file, then rename); the newer of the two records wins, so a
+retraining worker that only writes the file is served too, and so is a data folder from before the
+database record existed.
 
 A version folder appears only once complete: retraining writes into `models/.staging-*` and renames
 it into place as its last step, so a crash leaves no partial version (stale staging folders are
@@ -14,15 +17,19 @@ import shutil
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from inference.model_card import EXPORTED_DIR, ModelMetadataError, load_metadata
 
 SHIPPED_VERSION = 1
+ACTIVE_KEY = "active_model"  # app_state key of the served version's record
 
 
 class Registry:
-    def __init__(self, root: str | Path, shipped_dir: str | Path = EXPORTED_DIR):
+    def __init__(self, root: str | Path, shipped_dir: str | Path = EXPORTED_DIR, engine: sa.Engine | None = None):
         self.root = Path(root)
         self.shipped_dir = Path(shipped_dir)
+        self.engine = engine  # the app's database; None: active.json only (e.g. a retraining worker)
         self.root.mkdir(parents=True, exist_ok=True)
         self.clean_staging()
 
@@ -60,20 +67,37 @@ class Registry:
 
     # -- active version ---------------------------------------------------------------------------
     def active_version(self) -> int:
-        path = self.root / "active.json"
-        if not path.exists():
-            return SHIPPED_VERSION
+        """The served version: the newer record of the database and active.json (read on every call)."""
+        records = [r for r in (self._file_record(), self._database_record()) if r]
         try:
-            version = int(json.loads(path.read_text())["version"])
-        except (ValueError, KeyError, json.JSONDecodeError):
-            return SHIPPED_VERSION
+            version = int(max(records, key=lambda r: float(r.get("at", 0)))["version"]) if records else SHIPPED_VERSION
+        except (TypeError, ValueError, KeyError):
+            version = SHIPPED_VERSION
         return version if version in self.versions() else SHIPPED_VERSION
+
+    def _file_record(self) -> dict | None:
+        path = self.root / "active.json"
+        try:
+            return json.loads(path.read_text()) if path.exists() else None
+        except (ValueError, OSError):
+            return None
+
+    def _database_record(self) -> dict | None:
+        if self.engine is None:
+            return None
+        from webapp.state import read_state
+
+        return read_state(self.engine, ACTIVE_KEY)
 
     def set_active(self, version: int, by: str = "", reason: str = "") -> None:
         if version not in self.versions():
             raise ValueError(f"There is no model version {version}; versions: {self.versions()}.")
         load_metadata(self.version_dir(version), check_files=("model.onnx", "model.keras"))
         record = {"version": version, "by": by, "reason": reason, "at": time.time()}
+        if self.engine is not None:
+            from webapp.state import write_state
+
+            write_state(self.engine, ACTIVE_KEY, record)
         tmp = self.root / f"active.json.tmp-{os.getpid()}"
         tmp.write_text(json.dumps(record))
         tmp.replace(self.root / "active.json")

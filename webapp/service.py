@@ -58,7 +58,7 @@ class DetectorService:
                  shipped_dir: str | Path = EXPORTED_DIR):
         self.store = Store(database_url, data_folder)
         self.folder = self.store.folder
-        self.registry = Registry(self.folder / "models", shipped_dir)
+        self.registry = Registry(self.folder / "models", shipped_dir, self.store.engine)
         self.images_dir = self.folder / "images"
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self._model_lock = threading.Lock()

@@ -1,0 +1,121 @@
+"""The app's database on SQLite and on a real PostgreSQL: two Store objects on one database stand for
+two app processes (each has its own engine and connections), and must agree on accounts, history,
+feedback and the served model version."""
+import shutil
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import EXPORTED
+from db_fixtures import database_url, fresh_postgres_database  # noqa: F401 (fixture)
+from inference.classifier import Prediction
+from webapp import migrations
+from webapp.registry import Registry
+from webapp.store import AccountError, Store
+
+PASSWORD = "correct-horse-42"
+
+
+@pytest.fixture
+def two_stores(database_url, tmp_path):
+    """Two processes' views of one database, each with its own data folder."""
+    first = Store(database_url, tmp_path / "replica_a")
+    second = Store(database_url, tmp_path / "replica_b")
+    yield first, second
+    first.engine.dispose()
+    second.engine.dispose()
+
+
+def test_a_user_made_on_one_replica_signs_in_on_the_other(two_stores):
+    first, second = two_stores
+    first.create_user("alice", PASSWORD, email="alice@example.org")
+    assert second.authenticate("alice", PASSWORD)
+    assert not second.authenticate("alice", "wrong-password-1")
+    assert second.get_user("alice").profile["email"] == "alice@example.org"
+    with pytest.raises(AccountError, match="taken"):
+        second.create_user("alice", "another-password-1")
+    second.set_disabled("alice", True)
+    assert not first.authenticate("alice", PASSWORD)
+    second.set_disabled("alice", False)
+    first.set_password("alice", "a-new-password-7")
+    assert second.authenticate("alice", "a-new-password-7") and not second.authenticate("alice", PASSWORD)
+
+
+def test_the_first_admin_is_created_once_for_all_replicas(two_stores):
+    first, second = two_stores
+    assert first.ensure_admin("root", "root-password-123") is None  # a password was given: nothing generated
+    assert second.ensure_admin("other", "other-password-123") is None and second.get_user("other") is None
+    assert [u["username"] for u in second.list_users()] == ["root"] and second.has_admin()
+
+
+def test_history_and_feedback_are_shared(two_stores):
+    first, second = two_stores
+    prediction = Prediction("FAKE", 0.93, 0.93, "confident", 1.5, False, "FAKE")
+    thumbnail = bytes(range(256)) * 4  # binary survives (BLOB / bytea)
+    record = first.add_prediction("bob", "photo – été.jpg", prediction, 2, "images/x.png", thumbnail, "api")
+    rows = second.history("bob")
+    assert [(r["id"], r["file_name"], r["label"], r["model_version"], r["source"]) for r in rows] == [
+        (record, "photo – été.jpg", "FAKE", 2, "api")]
+    assert rows[0]["thumbnail"] == thumbnail and rows[0]["p_fake"] == pytest.approx(0.93)
+    assert second.history("someone-else") == []
+    item = second.add_feedback("bob", "REAL", "images/x.png", "wrong", record)
+    assert [f["id"] for f in first.list_feedback("pending")] == [item]
+    first.review_feedback(item, accept=True, reviewer="root")
+    accepted = second.list_feedback("accepted")
+    assert [(f["id"], f["claimed_label"], f["reviewed_by"]) for f in accepted] == [(item, "REAL", "root")]
+    with pytest.raises(AccountError, match="REAL or FAKE"):
+        second.add_feedback("bob", "MAYBE", "images/x.png", "wrong", record)
+    assert len(first.list_feedback()) == 1  # the refused item changed nothing
+
+
+def _registry_with_two_versions(store: Store) -> Registry:
+    registry = Registry(store.folder / "models", EXPORTED, store.engine)
+    shutil.copytree(EXPORTED, store.folder / "models" / "v2", ignore=shutil.ignore_patterns("report"))
+    return registry
+
+
+def test_a_version_switch_on_one_replica_is_served_by_the_other(two_stores):
+    first, second = (_registry_with_two_versions(store) for store in two_stores)  # separate data folders
+    assert first.active_version() == second.active_version() == 1
+    first.set_active(2, by="root", reason="better on new pictures")
+    assert second.active_version() == 2  # from the database: replica B's folder has no active.json
+    second.set_active(1, by="root", reason="roll back")
+    assert first.active_version() == 1  # the database record is newer than replica A's active.json
+
+
+def test_a_worker_that_only_writes_active_json_is_served(two_stores):
+    store = two_stores[0]
+    app_registry = _registry_with_two_versions(store)
+    app_registry.set_active(1, by="root")
+    Registry(store.folder / "models", EXPORTED).set_active(2, by="retraining")  # no database (a worker)
+    assert app_registry.active_version() == 2
+
+
+def test_a_fresh_database_is_at_the_newest_migration(database_url, tmp_path):
+    store = Store(database_url, tmp_path)
+    assert migrations.current_revision(store.engine) == migrations.head_revision()
+    assert {"users", "predictions", "feedback", "app_state"} <= set(sa.inspect(store.engine).get_table_names())
+    assert migrations.upgrade(store.engine) == migrations.head_revision()  # running it again changes nothing
+    store.engine.dispose()
+
+
+def test_replicas_starting_together_migrate_once():
+    with fresh_postgres_database() as url:
+        engines = [sa.create_engine(url) for _ in range(3)]
+        results, errors = [], []
+
+        def start(engine):
+            try:
+                results.append(migrations.upgrade(engine))
+            except Exception as err:  # noqa: BLE001 (reported below)
+                errors.append(err)
+
+        threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for engine in engines:
+            engine.dispose()
+        assert errors == [] and results == [migrations.head_revision()] * 3
