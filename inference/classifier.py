@@ -12,10 +12,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from inference.bands import BANDS, confidence_of, verdict_bands  # noqa: F401 - BANDS re-exported
 from inference.model_card import EXPORTED_DIR, load_metadata
 from inference.preprocess import ImageSource, PreparedImage, prepare_image
-
-BANDS = ("confident", "leaning", "uncertain")
 
 
 @dataclass(frozen=True)
@@ -81,15 +80,11 @@ class Classifier:
     def decide(self, p_fake: float, ood_score: float | None) -> Prediction:
         """Turn the model's numbers into a label and a verdict band (thresholds from model.json)."""
         likely = "FAKE" if p_fake >= self.threshold else "REAL"
-        confidence = p_fake if likely == "FAKE" else 1.0 - p_fake
+        confidence = float(confidence_of(p_fake, self.threshold))
         out_of_domain = bool(ood_score is not None and self.ood_threshold is not None
                              and ood_score > self.ood_threshold)
-        if out_of_domain or confidence < self.leaning_from:
-            band = "uncertain"
-        elif confidence >= self.confident_from:
-            band = "confident"
-        else:
-            band = "leaning"
+        band = str(verdict_bands([p_fake], [out_of_domain], self.threshold, self.leaning_from,
+                                 self.confident_from)[0])
         label = "UNCERTAIN" if band == "uncertain" else likely
         return Prediction(label, float(p_fake), float(confidence), band,
                           None if ood_score is None else float(ood_score), out_of_domain, likely)

@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from inference.bands import verdict_bands
 from inference.model_card import SCHEMA_VERSION, sha256_of
 from inference.preprocess import DEFAULT_RESAMPLE
 from training.data import CLASS_NAMES, PROJECT_ROOT, load_cifake
@@ -170,11 +171,9 @@ def run_onnx(path: Path, images: np.ndarray, batch: int = 1024) -> tuple[np.ndar
 
 def band_table(labels: np.ndarray, p_fake: np.ndarray, ood: np.ndarray, config: ExportConfig, ood_threshold: float) -> dict:
     """Share of images and error rate of the likely label in each verdict band."""
-    confidence = np.maximum(p_fake, 1 - p_fake)
     correct = (p_fake >= config.threshold).astype(int) == labels
     out = ood > ood_threshold
-    bands = np.where(out | (confidence < config.leaning_from), "uncertain",
-                     np.where(confidence >= config.confident_from, "confident", "leaning"))
+    bands = verdict_bands(p_fake, out, config.threshold, config.leaning_from, config.confident_from)
     table = {}
     for band in ("confident", "leaning", "uncertain"):
         mask = bands == band
