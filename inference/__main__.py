@@ -14,9 +14,12 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
+from inference.archive import IMAGE_SUFFIXES, ZipLimitError, ZipLimits, iter_zip_pictures, picture_entries
+from inference.csvsafe import spreadsheet_safe
 from inference.model_card import EXPORTED_DIR
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+# Zips are streamed entry by entry; limits count the bytes actually unpacked (forged sizes do not help).
+CLI_ZIP_LIMITS = ZipLimits(max_entries=200_000, max_total_bytes=1 << 40)
 
 
 def iter_sources(paths: list[str]) -> Iterator[tuple[str, object]]:
@@ -27,16 +30,28 @@ def iter_sources(paths: list[str]) -> Iterator[tuple[str, object]]:
             for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
                 yield str(file), file
         elif path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                for name in sorted(archive.namelist()):
-                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                        yield f"{path}:{name}", archive.read(name)
+            for name, data in iter_zip_pictures(path, CLI_ZIP_LIMITS, str(path)):
+                yield f"{path}:{name}", data
         else:
             yield str(path), path  # a missing or unreadable file is reported as an error row
 
 
 def count_sources(paths: list[str]) -> int:
-    return sum(1 for _ in iter_sources(paths))
+    """How many pictures `iter_sources` will yield, from the zips' directories (nothing unpacked)."""
+    total = 0
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            total += sum(1 for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    total += len(picture_entries(archive, CLI_ZIP_LIMITS, str(path)))
+            except (ZipLimitError, zipfile.BadZipFile):
+                pass  # reported when the zip is read
+        else:
+            total += 1
+    return total
 
 
 def _progress(done: int, total: int) -> None:
@@ -76,6 +91,23 @@ def main(argv: list[str] | None = None) -> int:
 
     total = count_sources(args.paths)
     rows = []
+    try:
+        _classify_into(rows, classifier, cam, args, total)
+    except ZipLimitError as err:  # a zip over a limit or damaged: say which and stop, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not args.json:
+        _print_table(rows)
+    if args.csv:
+        with open(args.csv, "w", newline="") as handle:
+            fields = ["file", "label", "p_fake", "confidence", "band", "out_of_domain", "error"]
+            writer = csv.DictWriter(handle, fieldnames=fields + (["heatmap"] if args.heatmaps else []))
+            writer.writeheader()
+            writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
+    return 1 if rows and all(r["error"] for r in rows) else 0
+
+
+def _classify_into(rows: list[dict], classifier, cam, args, total: int) -> None:
     for done, (name, prediction, error) in enumerate(classifier.predict_files(iter_sources(args.paths)), start=1):
         row = {"file": name, "label": None, "p_fake": None, "confidence": None, "band": None,
                "out_of_domain": None, "error": error}
@@ -89,15 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(row), flush=True)
         _progress(done, total)
-    if not args.json:
-        _print_table(rows)
-    if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            fields = ["file", "label", "p_fake", "confidence", "band", "out_of_domain", "error"]
-            writer = csv.DictWriter(handle, fieldnames=fields + (["heatmap"] if args.heatmaps else []))
-            writer.writeheader()
-            writer.writerows(rows)
-    return 1 if rows and all(r["error"] for r in rows) else 0
 
 
 def _save_heatmap(classifier, cam, name: str, prediction, args, index: int) -> str:

@@ -1,99 +1,167 @@
-"""The real app: `python app.py` on a free port with a real SQLite file, driven with gradio_client."""
-import os
-import socket
-import subprocess
-import sys
-import time
+"""The real app: `python app.py` on a free port with a real SQLite file, driven with gradio_client and
+over HTTP as a browser would. Every named endpoint is called by a role that may and one that may not."""
+import sqlite3
 import zipfile
 
 import httpx
 import pytest
 
-from conftest import EXPORTED, PROJECT_ROOT
+from appserver import ADMIN, USER, call_event, free_port, gradio_client, sign_in, start_server, stop_server, upload
 
-ADMIN = ("admin", "admin-password-123")
-USER = ("alice", "alice-password-123")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir, port: int, extra_env: dict | None = None) -> subprocess.Popen:
-    env = {**os.environ, "CIFAKE_DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_SERVER_NAME": "127.0.0.1", "CIFAKE_ADMIN_USER": ADMIN[0], "CIFAKE_ADMIN_PASSWORD": ADMIN[1],
-           "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-    log = open(data_dir / "server.log", "w")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("app.py exited:\n" + (data_dir / "server.log").read_text())
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code < 500:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("app.py did not start in 120 s:\n" + (data_dir / "server.log").read_text())
+LABELS = ("REAL", "FAKE", "UNCERTAIN")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("appdata")
-    port = _free_port()
-    process = start_server(data_dir, port)
+    port = free_port()
+    process = start_server(data_dir, port, {"CIFAKE_WARMUP": "0"})
     from webapp.store import Store
 
-    Store(folder=data_dir).create_user(*USER)
+    Store(folder=data_dir).create_user(*USER, email="alice@example.org")
     yield f"http://127.0.0.1:{port}/", data_dir
-    process.terminate()
-    process.wait(30)
-
-
-def client_for(url, auth):
-    from gradio_client import Client
-
-    return Client(url, auth=auth, verbose=False)
+    stop_server(process)
 
 
 @pytest.fixture(scope="module")
 def user_client(server):
-    return client_for(server[0], USER)
+    return gradio_client(server[0], USER)
 
 
-def test_login_with_the_right_password(server):
-    client = client_for(server[0], ADMIN)
+@pytest.fixture(scope="module")
+def admin_client(server):
+    return gradio_client(server[0], ADMIN)
+
+
+@pytest.fixture(scope="module")
+def visitor_client(server):
+    return gradio_client(server[0])
+
+
+# -- signing in ------------------------------------------------------------------------------------
+def test_sign_in_with_the_right_password_opens_the_api(server):
+    client = gradio_client(server[0], ADMIN)
     assert "/predict" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
 
 
-def test_login_with_a_wrong_password_is_refused(server):
+def test_sign_in_with_the_e_mail_address(server):
+    http = sign_in(server[0], "ALICE@example.org", USER[1])
+    ok, history = call_event(http, "history", [])
+    assert ok and isinstance(history[0], list)
+
+
+def test_a_wrong_password_is_refused(server):
     response = httpx.post(server[0] + "login", data={"username": USER[0], "password": "wrong-password"})
-    assert response.status_code == 400 and "Incorrect credentials" in response.text
-    with pytest.raises(Exception):
-        client_for(server[0], (USER[0], "wrong-password"))
+    assert response.status_code == 401 and "Wrong user name" in response.text
+    with pytest.raises(Exception, match="Invalid credentials"):
+        gradio_client(server[0], (USER[0], "wrong-password"))
 
 
-def test_repeated_failures_lock_the_account_even_for_the_right_password(server):
-    from webapp.store import Store
-
-    Store(folder=server[1]).create_user("mallory", "mallory-password-1")
-    for _ in range(5):
-        assert httpx.post(server[0] + "login", data={"username": "mallory", "password": "guess"}).status_code == 400
-    locked = httpx.post(server[0] + "login", data={"username": "mallory", "password": "mallory-password-1"})
-    assert locked.status_code == 400
+def test_the_api_needs_a_sign_in(visitor_client):
+    with pytest.raises(Exception, match="Please sign in"):
+        visitor_client.predict(api_name="/history")
 
 
-def test_api_is_closed_without_login(server):
-    from gradio_client import Client
+def test_sign_out_ends_the_session(server):
+    http = sign_in(server[0], *USER)
+    assert call_event(http, "history", [])[0]
+    assert http.post("/logout").status_code == 303
+    ok, message = call_event(http, "history", [])
+    assert not ok and "Please sign in" in message
 
-    with pytest.raises(Exception):
-        Client(server[0], verbose=False).predict(api_name="/history")
+
+def test_api_tokens_work_until_revoked(server, sample_paths):
+    from gradio_client import handle_file
+
+    http = sign_in(server[0], *USER)
+    ok, (shown, tokens) = call_event(http, "create_token", ["laptop script"])
+    token = shown.split("`")[1]
+    assert ok and token.startswith("cft_") and tokens["data"][-1][1] == "laptop script"
+    client = gradio_client(server[0], token=token)
+    assert client.predict(handle_file(str(sample_paths["REAL"][0])), api_name="/predict")[0] in LABELS
+    assert call_event(http, "revoke_token", [tokens["data"][-1][0]])[0]
+    with pytest.raises(Exception, match="Please sign in"):
+        client.predict(api_name="/history")
 
 
+# -- the front door ----------------------------------------------------------------------------------
+def test_a_visitor_predicts_with_a_heatmap_and_nothing_is_stored(server, sample_paths, admin_client):
+    before = len(admin_client.predict(api_name="/history"))
+    visitor = httpx.Client(base_url=server[0], timeout=120)
+    picture = upload(visitor, sample_paths["FAKE"][0])
+    ok, outputs = call_event(visitor, "analyse", [picture, "Grad-CAM", "predicted class", 0.45])
+    assert ok, outputs
+    verdict, scores, explanation, small, large, downloads, record_id = outputs[:7]
+    assert "Confidence" in verdict and small is not None and large is not None and record_id is None
+    assert len(admin_client.predict(api_name="/history")) == before
+
+
+def _registration(**changes) -> list:
+    fields = dict(username="newbie", full_name="New Bie", email="newbie@example.org", mobile="+44 7700 900123",
+                  age=33, address="1 Test Street", picture=None, password="river-stone-lamp-7",
+                  repeat="river-stone-lamp-7")
+    fields.update(changes)
+    return list(fields.values())
+
+
+def _registration_call(http: httpx.Client, fields: list):
+    """Open the page (its load puts the form token in the session's state), then submit."""
+    assert call_event(http, "registration_token", [], session="page-1")[0]
+    return call_event(http, "register", fields + [None], session="page-1")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"password": "short", "repeat": "short"}, "at least 10"),
+    ({"repeat": "something-else-1"}, "passwords differ"),
+    ({"password": "password123", "repeat": "password123"}, "common passwords"),
+    ({"username": "ADMIN"}, "is taken"),
+    ({"email": "not-an-address"}, "e-mail address"),
+    ({"email": "ALICE@example.org"}, "belongs to another account"),
+    ({"age": 400}, "Age must be"),
+    ({"mobile": "call me"}, "mobile number"),
+    ({"full_name": ""}, "full name"),
+])
+def test_registration_checks_each_field_with_a_clear_message(server, changes, message):
+    http = httpx.Client(base_url=server[0], timeout=60)
+    http.get("/")
+    ok, error = _registration_call(http, _registration(**changes))
+    assert not ok and message in error
+
+
+def test_registration_creates_a_user_who_signs_in_with_the_e_mail(server):
+    http = httpx.Client(base_url=server[0], timeout=60)
+    http.get("/")
+    ok, outputs = _registration_call(http, _registration())
+    assert ok and "created" in outputs[0]
+    client = gradio_client(server[0], ("newbie@example.org", "river-stone-lamp-7"))
+    with pytest.raises(Exception, match="Only administrators"):
+        client.predict(api_name="/admin_users")
+    row = sqlite3.connect(server[1] / "cifake.sqlite3").execute(
+        "select role, full_name, mobile, age, address from users where username='newbie'").fetchone()
+    assert row == ("user", "New Bie", "+44 7700 900123", 33, "1 Test Street")
+
+
+def test_registration_can_be_closed(tmp_path):
+    port = free_port()
+    process = start_server(tmp_path, port, {"CIFAKE_ALLOW_SIGNUP": "0", "CIFAKE_WARMUP": "0"})
+    try:
+        config = httpx.get(f"http://127.0.0.1:{port}/config").text
+        assert "Registration is closed here" in config  # the Register tab says so ...
+        assert '"api_name": "register"' not in config.replace('":"', '": "')  # ... and has no form to submit
+    finally:
+        stop_server(process)
+
+
+def test_contact_messages_reach_the_admins(server, admin_client):
+    visitor = httpx.Client(base_url=server[0], timeout=60)
+    visitor.get("/")
+    ok, _ = call_event(visitor, "send_message", ["Vera Visitor", "vera@example.org", "Is a 4K photo judged fairly?"])
+    assert ok
+    messages = admin_client.predict(api_name="/admin_messages")["data"]
+    assert ["Vera Visitor", "vera@example.org", "", "Is a 4K photo judged fairly?"] in [m[2:] for m in messages]
+
+
+# -- predictions -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("label", ["FAKE", "REAL"])
 def test_predict_returns_the_models_verdict(user_client, sample_paths, classifier, label):
     from gradio_client import handle_file
@@ -107,16 +175,6 @@ def test_predict_returns_the_models_verdict(user_client, sample_paths, classifie
     assert "P(AI-generated)" in explanation
 
 
-def test_predict_with_heatmap_returns_an_overlay(user_client, sample_paths):
-    from gradio_client import handle_file
-    from PIL import Image
-
-    result = user_client.predict(handle_file(str(sample_paths["FAKE"][1])), "HiResCAM", api_name="/predict_heatmap")
-    label, probability, confidence, explanation, overlay, report = result
-    assert label in ("REAL", "FAKE", "UNCERTAIN") and "heatmap" in explanation
-    assert Image.open(overlay).size[0] >= 128
-
-
 def test_a_text_file_gets_a_readable_error(user_client, tmp_path):
     from gradio_client import handle_file
 
@@ -126,7 +184,7 @@ def test_a_text_file_gets_a_readable_error(user_client, tmp_path):
         user_client.predict(handle_file(str(fake)), api_name="/predict")
 
 
-def test_history_records_the_calls(user_client, sample_paths):
+def test_history_shows_a_prediction_at_once(user_client, sample_paths):
     from gradio_client import handle_file
 
     before = len(user_client.predict(api_name="/history"))
@@ -137,47 +195,7 @@ def test_history_records_the_calls(user_client, sample_paths):
     assert {h["username"] for h in history} == {USER[0]}
 
 
-@pytest.mark.parametrize("endpoint", ["/admin_users", "/admin_model", "/admin_feedback", "/admin_retrain_status"])
-def test_non_admin_is_refused_by_admin_endpoints(user_client, endpoint):
-    with pytest.raises(Exception, match="Only administrators"):
-        user_client.predict(api_name=endpoint)
-
-
-def test_non_admin_cannot_create_users_or_switch_models(user_client):
-    with pytest.raises(Exception, match="Only administrators"):
-        user_client.predict("eve", "eve-password-123", "admin", api_name="/admin_create_user")
-    with pytest.raises(Exception, match="Only administrators"):
-        user_client.predict(1, api_name="/admin_activate")
-
-
-def test_admin_sees_users_and_model_metrics(server):
-    admin = client_for(server[0], ADMIN)
-    users = admin.predict(api_name="/admin_users")
-    names = [row[0] for row in users["data"]]
-    assert ADMIN[0] in names and USER[0] in names
-    summary, metrics, plots = admin.predict(api_name="/admin_model")
-    assert "Model v1" in summary and len(metrics["data"]) >= 2
-
-
-def test_batch_returns_a_csv(user_client, sample_paths, tmp_path):
-    from gradio_client import handle_file
-
-    archive = tmp_path / "batch.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        for path in sample_paths["REAL"][:2] + sample_paths["FAKE"][:2]:
-            z.write(path, path.name)
-        z.writestr("broken.jpg", b"nope")
-    table, summary, csv_path = user_client.predict([handle_file(str(archive)), handle_file(str(sample_paths["FAKE"][3]))],
-                                                   api_name="/batch")
-    lines = open(csv_path).read().splitlines()
-    assert lines[0] == "file,verdict,p_fake,confidence,band,error"
-    assert len(lines) == 1 + 6
-    assert "1 unreadable" in summary
-
-
-def test_sqlite_file_holds_the_users_and_history(server):
-    import sqlite3
-
+def test_sqlite_file_holds_the_users_and_history(server, user_client):
     db = sqlite3.connect(server[1] / "cifake.sqlite3")
     assert db.execute("select count(*) from users where role='admin'").fetchone()[0] == 1
     assert db.execute("select count(*) from predictions").fetchone()[0] >= 1
@@ -186,11 +204,9 @@ def test_sqlite_file_holds_the_users_and_history(server):
 
 
 def test_first_start_without_a_password_generates_one_and_prints_it_once(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {"CIFAKE_ADMIN_PASSWORD": "", "CIFAKE_WARMUP": "0"}
-    process = start_server(tmp_path, port, env)
-    process.terminate()
-    process.wait(30)
+    stop_server(start_server(tmp_path, port, env))
     log = (tmp_path / "server.log").read_text()
     assert "created admin 'admin' with password:" in log
     password = log.split("with password: ")[1].split()[0]
@@ -198,28 +214,86 @@ def test_first_start_without_a_password_generates_one_and_prints_it_once(tmp_pat
     from webapp.store import Store
 
     assert Store(folder=tmp_path).authenticate("admin", password)
-    process = start_server(tmp_path, port, env)  # second start: no new password
-    process.terminate()
-    process.wait(30)
+    stop_server(start_server(tmp_path, port, env))  # second start: no new password
     assert "with password" not in (tmp_path / "server.log").read_text()
 
 
-def test_self_registration_is_off_by_default(server):
-    assert httpx.post(server[0] + "signup", data={"username": "newbie", "password": "newbie-password-1"}).status_code \
-        in (404, 405)
+def test_start_up_prints_no_warnings(server):
+    log = (server[1] / "server.log").read_text()
+    assert "Warning" not in log and "warn(" not in log, log
 
 
-def test_self_registration_when_enabled_creates_a_user_role(tmp_path):
-    port = _free_port()
-    process = start_server(tmp_path, port, {"CIFAKE_ALLOW_SIGNUP": "1", "CIFAKE_WARMUP": "0"})
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        short = httpx.post(url + "signup", data={"username": "newbie", "password": "short"})
-        assert short.status_code == 400 and "at least" in short.text
-        assert httpx.post(url + "signup", data={"username": "newbie", "password": "newbie-password-1"}).status_code == 200
-        client = client_for(url, ("newbie", "newbie-password-1"))
-        with pytest.raises(Exception, match="Only administrators"):
-            client.predict(api_name="/admin_users")
-    finally:
-        process.terminate()
-        process.wait(30)
+# -- every named endpoint, allowed and refused ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def labelled_zip(tmp_path_factory, sample_paths):
+    archive = tmp_path_factory.mktemp("labelled") / "labelled.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for label in ("REAL", "FAKE"):
+            for path in sample_paths[label]:
+                z.write(path, f"{label}/{path.name}")
+    return archive
+
+
+@pytest.fixture(scope="module")
+def flag_id(user_client, admin_client, sample_paths):
+    """A pending flag: alice says one of her FAKE verdicts is a real photo."""
+    from gradio_client import handle_file
+
+    user_client.predict(handle_file(str(sample_paths["FAKE"][2])), api_name="/predict")
+    record = user_client.predict(api_name="/history")[0]["id"]
+    user_client.predict(record, "REAL", api_name="/flag")
+    table, _ = admin_client.predict(api_name="/admin_feedback")
+    return max(row[0] for row in table["data"])
+
+
+def _cases(sample_paths, labelled_zip, tiny_cifake_zip, user_client, flag_id):
+    """(endpoint, role that may call it, arguments, check of the allowed outcome)."""
+    from gradio_client import handle_file
+
+    def picture(i=0):
+        return handle_file(str(sample_paths["FAKE"][i]))
+
+    record = user_client.predict(api_name="/history")[0]["id"]
+    return [
+        ("/predict", "user", lambda: (picture(),), lambda r: r[0] in LABELS),
+        ("/predict_heatmap", "user", lambda: (picture(1), "Grad-CAM"), lambda r: r[0] in LABELS and r[4]),
+        ("/batch", "user", lambda: ([picture(0), picture(1)],), lambda r: "2 files" in r[1]),
+        ("/history", "user", lambda: (), lambda r: isinstance(r, list) and r),
+        ("/flag", "user", lambda: (record, "FAKE"), lambda r: r.startswith("Thanks")),
+        ("/admin_model", "admin", lambda: (), lambda r: "Model v" in r[0]),
+        ("/admin_evaluate", "admin", lambda: ("Uploaded labelled zip", handle_file(str(tiny_cifake_zip))),
+         lambda r: r[0]["data"][0][1] > 0),
+        ("/admin_users", "admin", lambda: (), lambda r: ADMIN[0] in [row[0] for row in r["data"]]),
+        ("/admin_create_user", "admin", lambda: ("matrix-bob", "bob-password-123", "user"),
+         lambda r: "Created" in r[0]),
+        ("/admin_disable_user", "admin", lambda: ("matrix-bob",), lambda r: "disabled" in r[0]),
+        ("/admin_enable_user", "admin", lambda: ("matrix-bob",), lambda r: "enabled" in r[0]),
+        ("/admin_reset_password", "admin", lambda: ("matrix-bob", "bob-password-456"), lambda r: "reset" in r[0]),
+        ("/admin_delete_user", "admin", lambda: ("matrix-bob",), lambda r: "deleted" in r[0]),
+        ("/admin_feedback", "admin", lambda: (), lambda r: flag_id in [row[0] for row in r[0]["data"]]),
+        ("/admin_accept", "admin", lambda: (flag_id,), lambda r: ["accepted"] == [row[4] for row in r[0]["data"]
+                                                                                 if row[0] == flag_id]),
+        ("/admin_reject", "admin", lambda: (flag_id,), lambda r: ["rejected"] == [row[4] for row in r[0]["data"]
+                                                                                 if row[0] == flag_id]),
+        ("/admin_add_labelled", "admin", lambda: (handle_file(str(labelled_zip)),), lambda r: "Added 8" in r[0]),
+        ("/admin_retrain_status", "admin", lambda: (), lambda r: "Retraining" in r[0]),
+        ("/admin_retrain", "admin", lambda: (5,), lambda r: "running" in r),
+        ("/admin_cancel", "admin", lambda: (), lambda r: r in ("Cancelled.", "No retraining run is in progress.")),
+        ("/admin_activate", "admin", lambda: (1,), lambda r: "now serving" in r[0]),
+        ("/admin_messages", "admin", lambda: (), lambda r: "headers" in r),
+    ]
+
+
+def test_every_named_endpoint_allows_its_role_and_refuses_the_one_below(
+        server, sample_paths, labelled_zip, tiny_cifake_zip, user_client, admin_client, visitor_client, flag_id):
+    cases = _cases(sample_paths, labelled_zip, tiny_cifake_zip, user_client, flag_id)
+    named = set(admin_client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert named == {c[0] for c in cases}, "a named endpoint without an allowed/refused check"
+    callers = {"user": (user_client, visitor_client, "Please sign in"),
+               "admin": (admin_client, user_client, "Only administrators")}
+    for endpoint, role, arguments, check in cases:
+        allowed, refused, message = callers[role]
+        with pytest.raises(Exception, match=message):
+            refused.predict(*arguments(), api_name=endpoint)
+        result = allowed.predict(*arguments(), api_name=endpoint)
+        assert check(result), f"{endpoint}: {result!r}"

@@ -1,4 +1,5 @@
-"""The app's database: users (roles, profiles, throttled logins), prediction history, feedback.
+"""The app's database: users (roles, profiles), sessions, API tokens, password-reset links, sign-in
+failures, prediction history, feedback and contact messages.
 
 SQLite in `CIFAKE_DATA_DIR` (default `./data`) unless `CIFAKE_DATABASE_URL` names any SQLAlchemy
 URL (e.g. `mysql+pymysql://…`, `postgresql+psycopg://…`). Passwords are hashed with scrypt
@@ -22,8 +23,6 @@ import sqlalchemy as sa
 ROLES = ("admin", "user")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,40}$")
 MIN_PASSWORD = 10
-MAX_FAILURES = 5  # failed logins within FAILURE_WINDOW lock the account ...
-FAILURE_WINDOW = 300.0  # ... seconds, until the oldest of them is that old
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 PROFILE_FIELDS = ("full_name", "email", "mobile", "age", "address", "picture")
 
@@ -43,11 +42,46 @@ users = sa.Table(
     sa.Column("picture", sa.String(300), default=""),  # path of the profile picture in the data folder
     sa.Column("created_at", sa.Float, nullable=False),
 )
-login_failures = sa.Table(
-    "login_failures", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+sessions = sa.Table(  # a browser or gradio_client signed in; the cookie holds the token, we keep its hash
+    "sessions", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
     sa.Column("username", sa.String(40), index=True, nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("address", sa.String(64), default=""),
+)
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), unique=True, nullable=False),
+    sa.Column("username", sa.String(40), index=True, nullable=False),
+    sa.Column("label", sa.String(80), default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used", sa.Float, nullable=True),
+)
+reset_tokens = sa.Table(
+    "reset_tokens", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(40), index=True, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float, nullable=True),
+)
+login_attempts = sa.Table(  # failed sign-ins, pruned after the throttling window
+    "login_attempts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(120), index=True, nullable=False),  # lower-cased name or e-mail typed
+    sa.Column("address", sa.String(64), index=True, nullable=False),
+    sa.Column("at", sa.Float, index=True, nullable=False),
+)
+messages = sa.Table(  # the Contact page
+    "messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("name", sa.String(120), default=""),
+    sa.Column("email", sa.String(120), default=""),
+    sa.Column("username", sa.String(40), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("read_by", sa.String(40), nullable=True),
 )
 predictions = sa.Table(
     "predictions", metadata,
@@ -101,6 +135,39 @@ def verify_password(password: str, stored: str) -> bool:
 
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(12))  # equal work for unknown users
 
+# Passwords people pick first (and that every guessing list starts with); refused whatever their length.
+COMMON_PASSWORDS = frozenset("""
+password password1 password12 password123 password1234 passw0rd passw0rd1 p@ssw0rd p@ssword
+1234567890 12345678910 0123456789 1234512345 1111111111 1q2w3e4r5t 1qaz2wsx3edc qwertyuiop
+qwerty1234 qwerty12345 qwerty123456 asdfghjkl asdfghjkl1 zxcvbnm123 iloveyou12 iloveyou123 letmein123
+welcome123 welcome1234 football12 baseball12 sunshine12 princess12 dragon1234 monkey1234 trustno1234
+administrator admin12345 admin123456 adminadmin changeme123 superman12 starwars12 whatever12
+abcdefghij abcd123456 abc1234567 aaaaaaaaaa qazwsxedcrfv 123qweasdzxc passwordpassword
+""".split())
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    """Why `password` is too weak for `username` (a sentence to show), or None when it is fine."""
+    if len(password) < MIN_PASSWORD:
+        return f"Passwords need at least {MIN_PASSWORD} characters."
+    if len(password) > 200:
+        return "Passwords may have at most 200 characters."
+    lowered = password.lower()
+    stripped = lowered.strip("0123456789!@#$%^&*()-_=+.,;:?")
+    name = username.strip().lower()
+    if name and (lowered == name or stripped == name or lowered == name[::-1]):
+        return "The password must not be the user name."
+    if lowered in COMMON_PASSWORDS or stripped in COMMON_PASSWORDS:
+        return "That password is on every list of common passwords; pick another."
+    if len(set(lowered)) < 4:
+        return "That password repeats too few characters; use at least 4 different ones."
+    return None
+
+
+def token_hash(token: str) -> str:
+    """Tokens are random 256-bit strings: a plain SHA-256 is enough to keep them out of the database."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class User:
@@ -135,18 +202,22 @@ class Store:
 
     # -- users -----------------------------------------------------------------------------------
     def create_user(self, username: str, password: str, role: str = "user", **profile) -> User:
-        username = username.strip()
+        """A new account; user names are unique regardless of case, e-mail addresses too."""
+        username = (username or "").strip()
         if not USERNAME_RE.match(username):
             raise AccountError("User names are 3-40 characters: letters, digits and _ . @ -")
         if role not in ROLES:
             raise AccountError(f"Role must be one of {ROLES}; got {role!r}.")
-        if len(password) < MIN_PASSWORD:
-            raise AccountError(f"Passwords need at least {MIN_PASSWORD} characters.")
+        problem = password_problem(password or "", username)
+        if problem:
+            raise AccountError(problem)
+        clean = _clean_profile(profile)
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
+            if conn.execute(sa.select(users.c.id).where(sa.func.lower(users.c.username) == username.lower())).first():
                 raise AccountError(f"The user name {username!r} is taken.")
+            self._check_email_free(conn, clean.get("email", ""), None)
             conn.execute(users.insert().values(username=username, password_hash=hash_password(password), role=role,
-                                               disabled=False, created_at=time.time(), **_clean_profile(profile)))
+                                               disabled=False, created_at=time.time(), **clean))
         return self.get_user(username)
 
     def get_user(self, username: str) -> User | None:
@@ -155,6 +226,18 @@ class Store:
         if row is None:
             return None
         return User(row["username"], row["role"], bool(row["disabled"]), {k: row[k] for k in PROFILE_FIELDS})
+
+    def find_username(self, name_or_email: str) -> str | None:
+        """The account a sign-in form means: its user name (any case) or its e-mail address."""
+        key = (name_or_email or "").strip().lower()[:120]
+        if not key:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(users.c.username).where(sa.or_(
+                sa.func.lower(users.c.username) == key,
+                sa.and_(users.c.email != "", sa.func.lower(users.c.email) == key)))
+                .order_by(users.c.id)).first()
+        return row[0] if row else None
 
     def list_users(self) -> list[dict]:
         with self.engine.connect() as conn:
@@ -167,14 +250,30 @@ class Store:
             return conn.execute(sa.select(users.c.id).where(users.c.role == "admin")).first() is not None
 
     def set_password(self, username: str, password: str) -> None:
-        if len(password) < MIN_PASSWORD:
-            raise AccountError(f"Passwords need at least {MIN_PASSWORD} characters.")
+        """New password; every session of the user ends and unused reset links die."""
+        problem = password_problem(password or "", username)
+        if problem:
+            raise AccountError(problem)
         self._update(username, password_hash=hash_password(password))
+        self.end_sessions(username)
         with self.engine.begin() as conn:
-            conn.execute(login_failures.delete().where(login_failures.c.username == username))
+            conn.execute(reset_tokens.update().where(reset_tokens.c.username == username,
+                                                     reset_tokens.c.used_at.is_(None)).values(used_at=time.time()))
 
     def set_disabled(self, username: str, disabled: bool) -> None:
         self._update(username, disabled=disabled)
+        if disabled:
+            self.end_sessions(username)
+
+    def delete_user(self, username: str) -> None:
+        """Remove the account and end its sessions and tokens (its history stays, under its name)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(users.delete().where(users.c.username == username))
+            conn.execute(api_tokens.delete().where(api_tokens.c.username == username))
+            conn.execute(reset_tokens.delete().where(reset_tokens.c.username == username))
+        if result.rowcount == 0:
+            raise AccountError(f"There is no user {username!r}.")
+        self.end_sessions(username)
 
     def set_role(self, username: str, role: str) -> None:
         if role not in ROLES:
@@ -182,8 +281,19 @@ class Store:
         self._update(username, role=role)
 
     def update_profile(self, username: str, **profile) -> User:
-        self._update(username, **_clean_profile(profile))
+        clean = _clean_profile(profile)
+        with self.engine.begin() as conn:
+            self._check_email_free(conn, clean.get("email", ""), username)
+        self._update(username, **clean)
         return self.get_user(username)
+
+    def _check_email_free(self, conn, email: str, owner: str | None) -> None:
+        if not email:
+            return
+        query = sa.select(users.c.username).where(sa.func.lower(users.c.email) == email.lower())
+        taken = [r[0] for r in conn.execute(query)]
+        if any(name != owner for name in taken):
+            raise AccountError(f"The e-mail address {email!r} belongs to another account.")
 
     def _update(self, username: str, **values) -> None:
         with self.engine.begin() as conn:
@@ -191,35 +301,163 @@ class Store:
         if result.rowcount == 0:
             raise AccountError(f"There is no user {username!r}.")
 
-    # -- login -----------------------------------------------------------------------------------
-    def locked_for(self, username: str, now: float | None = None) -> float:
-        """Seconds until `username` may try again (0 if not locked)."""
-        now = time.time() if now is None else now
-        with self.engine.connect() as conn:
-            times = conn.execute(sa.select(login_failures.c.at).where(
-                login_failures.c.username == username, login_failures.c.at > now - FAILURE_WINDOW
-            ).order_by(login_failures.c.at)).scalars().all()
-        if len(times) < MAX_FAILURES:
-            return 0.0
-        return max(0.0, times[-MAX_FAILURES] + FAILURE_WINDOW - now)
+    # -- passwords and sign-in failures ------------------------------------------------------------
+    def check_password(self, name_or_email: str, password: str) -> str | None:
+        """The user name if `password` is right for an enabled account (user name or e-mail), else None.
 
-    def authenticate(self, username: str, password: str) -> bool:
-        """True for a right password of an enabled, unlocked user. Failures are recorded."""
-        username = (username or "").strip()[:40]
-        with self._login_lock:
-            if self.locked_for(username) > 0:
-                verify_password(password or "", _DUMMY_HASH)
-                return False
-            with self.engine.connect() as conn:
-                row = conn.execute(sa.select(users.c.password_hash, users.c.disabled).where(
-                    users.c.username == username)).first()
-            ok = verify_password(password or "", row[0] if row else _DUMMY_HASH) and row is not None and not row[1]
+        Costs one scrypt either way (unknown names hash against a dummy), so timing tells nothing.
+        No throttling here: `webapp.auth` throttles around it.
+        """
+        username = self.find_username(name_or_email)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(users.c.password_hash, users.c.disabled).where(
+                users.c.username == username)).first() if username else None
+        ok = verify_password(password or "", row[0] if row else _DUMMY_HASH)
+        return username if ok and row is not None and not row[1] else None
+
+    def authenticate(self, name_or_email: str, password: str) -> bool:
+        return self.check_password(name_or_email, password) is not None
+
+    def record_login_failure(self, key: str, address: str, now: float | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(login_attempts.insert().values(username=key.lower()[:120], address=address[:64],
+                                                        at=time.time() if now is None else now))
+
+    def login_failures(self, since: float, key: str | None = None, address: str | None = None) -> list[float]:
+        """Times of failures after `since` for an (account, address) pair, an account or an address."""
+        query = sa.select(login_attempts.c.at).where(login_attempts.c.at > since).order_by(login_attempts.c.at)
+        if key is not None:
+            query = query.where(login_attempts.c.username == key.lower()[:120])
+        if address is not None:
+            query = query.where(login_attempts.c.address == address[:64])
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def clear_login_failures(self, key: str, address: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(login_attempts.delete().where(login_attempts.c.username == key.lower()[:120],
+                                                       login_attempts.c.address == address[:64]))
+
+    def prune_login_failures(self, before: float) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(login_attempts.delete().where(login_attempts.c.at < before)).rowcount
+
+    def count_login_failures(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(login_attempts)).scalar_one()
+
+    # -- sessions and API tokens ---------------------------------------------------------------------
+    def create_session(self, username: str, address: str = "") -> str:
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(sessions.insert().values(token_hash=token_hash(token), username=username, created_at=now,
+                                                  last_seen=now, address=address[:64]))
+        return token
+
+    def session_user(self, token: str, idle_seconds: float, touch_after: float = 30.0) -> str | None:
+        """The user of a live session: not idle for longer than `idle_seconds`, user still enabled."""
+        key, now = token_hash(token), time.time()
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(sessions.c.username, sessions.c.last_seen, users.c.disabled)
+                               .join(users, users.c.username == sessions.c.username)
+                               .where(sessions.c.token_hash == key)).first()
+        if row is None or row[2]:
+            return None
+        if now - row[1] > idle_seconds:
+            self.end_session(token)
+            return None
+        if now - row[1] > touch_after:  # one write a while, not one per request
             with self.engine.begin() as conn:
-                if ok:
-                    conn.execute(login_failures.delete().where(login_failures.c.username == username))
-                else:
-                    conn.execute(login_failures.insert().values(username=username, at=time.time()))
-            return ok
+                conn.execute(sessions.update().where(sessions.c.token_hash == key).values(last_seen=now))
+        return row[0]
+
+    def end_session(self, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash(token)))
+
+    def end_sessions(self, username: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(sessions.delete().where(sessions.c.username == username)).rowcount
+
+    def prune_sessions(self, idle_seconds: float) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(sessions.delete().where(sessions.c.last_seen < time.time() - idle_seconds)).rowcount
+
+    def create_api_token(self, username: str, label: str = "") -> str:
+        """A new API token for `username`; only its hash is kept, so it is shown once."""
+        token = "cft_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(api_tokens.insert().values(token_hash=token_hash(token), username=username,
+                                                    label=(label or "").strip()[:80], created_at=time.time()))
+        return token
+
+    def api_token_user(self, token: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(api_tokens.c.id, api_tokens.c.username, users.c.disabled)
+                               .join(users, users.c.username == api_tokens.c.username)
+                               .where(api_tokens.c.token_hash == token_hash(token))).first()
+        if row is None or row[2]:
+            return None
+        with self.engine.begin() as conn:
+            conn.execute(api_tokens.update().where(api_tokens.c.id == row[0]).values(last_used=time.time()))
+        return row[1]
+
+    def list_api_tokens(self, username: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(api_tokens.c.id, api_tokens.c.label, api_tokens.c.created_at,
+                                          api_tokens.c.last_used).where(api_tokens.c.username == username)
+                                .order_by(api_tokens.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def revoke_api_token(self, username: str, token_id: int) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(api_tokens.delete().where(api_tokens.c.id == int(token_id),
+                                                            api_tokens.c.username == username))
+        if result.rowcount == 0:
+            raise AccountError(f"You have no API token #{token_id}.")
+
+    # -- password reset links ----------------------------------------------------------------------
+    def create_reset_token(self, username: str, valid_seconds: float) -> str:
+        token = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(reset_tokens.insert().values(token_hash=token_hash(token), username=username,
+                                                      expires_at=time.time() + valid_seconds))
+        return token
+
+    def reset_token_user(self, token: str) -> str | None:
+        """The user a reset link belongs to while it is unused and unexpired."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(reset_tokens.c.username, reset_tokens.c.expires_at, reset_tokens.c.used_at)
+                               .where(reset_tokens.c.token_hash == token_hash(token or ""))).first()
+        if row is None or row[2] is not None or row[1] < time.time():
+            return None
+        return row[0]
+
+    def use_reset_token(self, token: str, password: str) -> str:
+        """Set a new password through a reset link; the link works once. Returns the user name."""
+        username = self.reset_token_user(token)
+        if username is None:
+            raise AccountError("This reset link is invalid, used or expired; ask for a new one.")
+        self.set_password(username, password)  # also marks every open link of the user used
+        return username
+
+    # -- contact messages ----------------------------------------------------------------------------
+    def add_message(self, name: str, email: str, body: str, username: str | None = None) -> int:
+        name, email, body = (name or "").strip(), (email or "").strip(), (body or "").strip()
+        if not body:
+            raise AccountError("Write a message first.")
+        if len(body) > 5000:
+            raise AccountError(f"Messages may have at most 5000 characters; this one has {len(body)}.")
+        _clean_profile({"email": email})  # the same e-mail check as profiles
+        with self.engine.begin() as conn:
+            result = conn.execute(messages.insert().values(created_at=time.time(), name=name[:120], email=email[:120],
+                                                           username=username, body=body))
+        return int(result.inserted_primary_key[0])
+
+    def list_messages(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.select(messages).order_by(messages.c.id.desc())).mappings()]
 
     def ensure_admin(self, username: str | None = None, password: str | None = None) -> str | None:
         """First start: create the admin from the arguments or a random password; returns a new password."""

@@ -1,0 +1,162 @@
+"""Admin · Retraining: review flagged verdicts by clicking the picture, add labelled zips, retrain, and
+choose the served version from a list."""
+from __future__ import annotations
+
+import re
+
+import gradio as gr
+from PIL import Image
+
+from webapp.context import AppContext
+from webapp.pages import Page, admin_loader
+from webapp.pages.admin_evaluate import check_labelled_upload
+from webapp.store import AccountError
+
+FEEDBACK_HEADERS = ["id", "user", "kind", "claimed", "status", "prediction"]
+VERSION_HEADERS = ["version", "active", "parent", "created", "test accuracy", "new images", "passed gate", "reason"]
+LABELLED_MAX_PICTURES = 5000
+
+
+def status_markdown(status: dict) -> str:
+    state = status.get("state", "idle")
+    progress = status.get("progress")
+    text = f"**Retraining:** {state}"
+    if progress is not None and state == "running":
+        text += f" — {progress * 100:.0f} %"
+    if status.get("message"):
+        text += f" — {status['message']}"
+    return text
+
+
+def _stored_input(ctx: AppContext, relative: str) -> Image.Image | None:
+    path = (ctx.service.folder / relative).resolve()
+    if ctx.service.folder not in path.parents or not path.is_file():
+        return None
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def build(ctx: AppContext) -> Page:
+    service, store = ctx.service, ctx.service.store
+
+    def admin_feedback(request: gr.Request):
+        ctx.require_admin(request)
+        items = store.list_feedback()
+        rows = [[f["id"], f["username"], f["kind"], f["claimed_label"], f["status"], f["prediction_id"]]
+                for f in items]
+        pending = [(image, f"#{f['id']} · {f['username']} says {f['claimed_label']}") for f in items
+                   if f["status"] == "pending" and (image := _stored_input(ctx, f["image_path"])) is not None]
+        return rows, pending
+
+    def review(feedback_id, accept: bool, request: gr.Request):
+        admin = ctx.require_admin(request)
+        try:
+            store.review_feedback(int(feedback_id), accept, admin.username)
+        except (AccountError, TypeError, ValueError) as err:
+            raise gr.Error(f"Flag #{feedback_id}: {err}") from None
+        return admin_feedback(request)
+
+    def admin_accept(feedback_id, request: gr.Request):
+        """Accept a flagged label (by feedback id): the picture joins the retraining data."""
+        return review(feedback_id, True, request)
+
+    def admin_reject(feedback_id, request: gr.Request):
+        """Reject a flagged label (by feedback id)."""
+        return review(feedback_id, False, request)
+
+    def select_flag(event: gr.SelectData, request: gr.Request):
+        ctx.require_admin(request)
+        caption = (event.value or {}).get("caption", "") if isinstance(event.value, dict) else ""
+        match = re.match(r"#(\d+)", caption or "")
+        if not match:
+            return gr.skip(), "Click a picture to select its flag."
+        return int(match.group(1)), f"Selected flag **#{match.group(1)}**: {caption[len(match.group(0)) + 3:]}"
+
+    def admin_add_labelled(upload, request: gr.Request):
+        admin = ctx.require_admin(request)
+        from training.data import load_labelled  # the same loader as training (admins only)
+
+        try:
+            split = load_labelled(check_labelled_upload(ctx, upload, LABELLED_MAX_PICTURES))
+            count = service.add_labelled_images(admin.username, split.images, split.labels)
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
+        return f"Added {count} labelled images (accepted).", *admin_feedback(request)
+
+    def admin_retrain(steps, request: gr.Request):
+        admin = ctx.require_admin(request)
+        try:
+            service.start_retrain(admin.username, int(steps) if steps else None)
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
+        return status_markdown(service.retrain_status())
+
+    def admin_retrain_status(request: gr.Request):
+        ctx.require_admin(request)
+        return status_markdown(service.retrain_status()), service.registry.describe_rows()
+
+    def admin_cancel(request: gr.Request):
+        ctx.require_admin(request)
+        return "Cancelled." if service.cancel_retrain() else "No retraining run is in progress."
+
+    def admin_activate(version, request: gr.Request):
+        admin = ctx.require_admin(request)
+        try:
+            service.activate(int(version), admin.username, "set by an admin")
+        except (ValueError, TypeError) as err:
+            raise gr.Error(str(err)) from None
+        return f"Model v{int(version)} is now serving.", service.registry.describe_rows()
+
+    def version_choices(request: gr.Request):
+        ctx.require_admin(request)
+        rows = service.registry.describe()
+        choices = [(f"v{r['version']}" + (" (serving)" if r["active"] else "") + (f" — {r.get('reason')}"
+                    if r.get("reason") else ""), r["version"]) for r in rows]
+        return gr.Dropdown(choices=choices, value=service.registry.active_version())
+
+    def open_page(request: gr.Request):
+        return (*admin_feedback(request), *admin_retrain_status(request), version_choices(request))
+
+    def start_timer():
+        return gr.Timer(active=True)
+
+    with gr.Tab("Admin · Retraining", id="admin-retrain") as tab:
+        gr.Markdown("Click a flagged picture, then accept or reject its label. Accepted images (and uploaded "
+                    "labelled zips) are what retraining learns from; a new version serves only if it passes the gate.")
+        with gr.Row():
+            gallery = gr.Gallery(label="Pending flags (click one)", columns=6, height=220, allow_preview=False,
+                                 elem_id="flags-gallery", scale=3)
+            with gr.Column(scale=1):
+                selected_text = gr.Markdown("Click a picture to select its flag.", elem_id="flag-selected")
+                selected = gr.Number(label="Flag id", precision=0, elem_id="flag-id")
+                accept = gr.Button("Accept label", variant="primary", elem_id="flag-accept")
+                reject = gr.Button("Reject label", variant="stop", elem_id="flag-reject")
+        table = gr.Dataframe(headers=FEEDBACK_HEADERS, interactive=False)
+        labelled_zip = gr.File(label="Add a labelled zip (REAL/, FAKE/)", file_types=[".zip"])
+        labelled_button = gr.Button("Add labelled images")
+        labelled_msg = gr.Markdown()
+        with gr.Row():
+            steps = gr.Number(label="Fine-tuning steps", value=300, precision=0)
+            retrain = gr.Button("Retrain", variant="primary")
+            cancel = gr.Button("Cancel", variant="stop")
+        status = gr.Markdown(elem_id="retrain-status")
+        versions = gr.Dataframe(headers=VERSION_HEADERS, interactive=False)
+        with gr.Row():
+            version = gr.Dropdown(label="Version to serve", choices=[], elem_id="version-choice")
+            activate = gr.Button("Serve this version (promote / roll back)")
+            refresh = gr.Button("Refresh", size="sm")
+        timer = gr.Timer(3.0, active=False)
+        gallery.select(select_flag, None, [selected, selected_text], api_visibility="private")
+        accept.click(admin_accept, selected, [table, gallery], api_name="admin_accept")
+        reject.click(admin_reject, selected, [table, gallery], api_name="admin_reject")
+        labelled_button.click(admin_add_labelled, labelled_zip, [labelled_msg, table, gallery],
+                              api_name="admin_add_labelled")
+        retrain.click(admin_retrain, steps, status, api_name="admin_retrain").then(
+            start_timer, None, timer, api_visibility="private")
+        cancel.click(admin_cancel, None, status, api_name="admin_cancel")
+        refresh.click(admin_feedback, None, [table, gallery], api_name="admin_feedback")
+        refresh.click(admin_retrain_status, None, [status, versions], api_name="admin_retrain_status")
+        timer.tick(admin_retrain_status, None, [status, versions], api_visibility="private")
+        activate.click(admin_activate, version, [status, versions], api_name="admin_activate").then(
+            version_choices, None, version, api_visibility="private")
+    return Page(tab, "admin", [(admin_loader(ctx, open_page, 5), [table, gallery, status, versions, version])])

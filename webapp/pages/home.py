@@ -1,0 +1,116 @@
+"""Home: upload -> verdict, confidence, explanation and heatmap. Open to visitors (nothing stored,
+rate-limited per address); for signed-in users the prediction goes to History and can be flagged."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from inference.model_card import PROJECT_ROOT
+from inference.overlay import overlay_on_model_input, overlay_on_original
+from webapp.context import IMAGE_TYPES, VERDICT_TEXT, AppContext, file_path, verdict_markdown
+from webapp.pages import Page
+from webapp.service import CAM_METHODS
+
+log = logging.getLogger("cifake.home")
+EXAMPLES_DIR = PROJECT_ROOT / "examples"
+TARGETS = {"predicted class": None, "AI-generated": "FAKE", "Real": "REAL"}
+
+
+def classify_upload(ctx: AppContext, file_value, request: gr.Request, source: str, missing: str):
+    """An upload -> Analysis, recorded in the user's history when signed in; bad files -> a message."""
+    user = ctx.user(request)
+    if user is None and source == "ui":
+        ctx.check_rate(ctx.visitor_limit, request, "pictures (sign in for more)")
+    elif user is None:
+        raise gr.Error("Please sign in.", title="Not signed in")
+    path = file_path(file_value)
+    if not path:
+        raise gr.Error(missing)
+    try:
+        analysis = ctx.service.classify(path, Path(path).name)
+    except ValueError as err:
+        raise gr.Error(str(err), title="Cannot read this file") from None
+    if user is not None:
+        ctx.service.record(user.username, analysis, source)
+    return analysis
+
+
+def flag_prediction(ctx: AppContext, record_id, claimed: str, request: gr.Request) -> str:
+    user = ctx.require_user(request)
+    if not record_id:
+        raise gr.Error("Analyse a picture first.")
+    if claimed not in ("REAL", "FAKE"):
+        raise gr.Error(f"The label must be REAL or FAKE; got {claimed!r}.")
+    try:
+        kind = ctx.service.flag(user.username, int(record_id), claimed)
+    except (PermissionError, ValueError) as err:
+        raise gr.Error(str(err)) from None
+    return ("Thanks — noted as correct." if kind == "confirm" else
+            f"Thanks — flagged as wrong; an admin will review the label '{VERDICT_TEXT[claimed]}'.")
+
+
+def build(ctx: AppContext) -> Page:
+    def analyse(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
+        analysis = classify_upload(ctx, file_value, request, "ui", "Upload a picture first (or click an example).")
+        recorded = analysis.record_id is not None
+        first = (verdict_markdown(analysis), {"AI-generated": analysis.prediction.p_fake,
+                                              "Real": 1 - analysis.prediction.p_fake},
+                 analysis.explanation.text + "\n\n*Computing the heatmap…*", None, None, None, analysis.record_id,
+                 gr.Row(visible=recorded), "")
+        yield first
+        try:
+            ctx.service.add_heatmap(analysis, CAM_METHODS.get(method_label, "gradcam"), TARGETS.get(target))
+        except Exception as err:  # noqa: BLE001 - the verdict stands even if the heatmap fails
+            log.exception("heatmap failed")
+            yield (*first[:2], analysis.explanation.text + f"\n\n*No heatmap: {err}*", *first[3:])
+            return
+        small = overlay_on_model_input(analysis.pixels, analysis.heatmap, opacity=opacity)
+        large = overlay_on_original(analysis.original, analysis.heatmap, opacity=opacity)
+        report = ctx.temp.write(json.dumps(analysis.to_dict(), indent=2).encode(), ".json", "cifake-result-")
+        yield (first[0], first[1], analysis.explanation.text, small, large,
+               [report, ctx.temp.png(large, "cifake-heatmap-")], analysis.record_id, gr.Row(visible=recorded), "")
+
+    def flag_as_real(record_id, request: gr.Request):
+        return flag_prediction(ctx, record_id, "REAL", request)
+
+    def flag_as_fake(record_id, request: gr.Request):
+        return flag_prediction(ctx, record_id, "FAKE", request)
+
+    examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
+    with gr.Tab("Home", id="home") as tab:
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="Picture (JPEG, PNG, WebP, GIF, BMP, TIFF)", file_types=IMAGE_TYPES,
+                                 type="filepath", elem_id="upload")
+                method = gr.Radio(list(CAM_METHODS), value="Grad-CAM", label="Heatmap method")
+                target = gr.Radio(list(TARGETS), value="predicted class", label="Explain which class")
+                opacity = gr.Slider(0.1, 0.9, value=0.45, step=0.05, label="Heatmap opacity")
+                run = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                if examples:
+                    gr.Examples(examples, inputs=upload, label="CIFAKE test pictures (real and AI-generated)")
+            with gr.Column(scale=2):
+                verdict = gr.Markdown(elem_id="verdict")
+                scores = gr.Label(label="Probabilities (calibrated)", num_top_classes=2)
+                explanation = gr.Markdown(elem_id="explanation")
+                with gr.Row():
+                    heat_small = gr.Image(label="What the model saw (32×32, enlarged) + heatmap",
+                                          elem_id="heatmap", format="png", interactive=False)
+                    heat_large = gr.Image(label="Heatmap over your picture", format="png", interactive=False)
+                downloads = gr.File(label="Download result (JSON) and heatmap (PNG)", file_count="multiple",
+                                    interactive=False)
+                record_id = gr.Number(visible=False, precision=0)
+                with gr.Row(visible=False, elem_id="flag-row") as flag_row:
+                    gr.Markdown("Was the verdict right? Tell us what the picture really is:")
+                    say_real = gr.Button("It is a real photo", size="sm", elem_id="say-real")
+                    say_fake = gr.Button("It is AI-generated", size="sm", elem_id="say-fake")
+                feedback_msg = gr.Markdown(elem_id="feedback-msg")
+        run.click(analyse, [upload, method, target, opacity],
+                  [verdict, scores, explanation, heat_small, heat_large, downloads, record_id, flag_row, feedback_msg],
+                  api_visibility="private", concurrency_limit=ctx.settings.classify_concurrency,
+                  concurrency_id="heatmap")
+        say_real.click(flag_as_real, [record_id], feedback_msg, api_visibility="private")
+        say_fake.click(flag_as_fake, [record_id], feedback_msg, api_visibility="private")
+    return Page(tab, "everyone")
