@@ -119,3 +119,19 @@ def test_replicas_starting_together_migrate_once():
         for engine in engines:
             engine.dispose()
         assert errors == [] and results == [migrations.head_revision()] * 3
+
+
+def test_a_starting_replica_removes_only_stale_staging_folders(tmp_path):
+    import os
+    import time
+
+    root = tmp_path / "models"
+    fresh, stale = root / ".staging-11-1", root / ".staging-12-2"  # another replica's export; a crash's leftover
+    for folder in (fresh, stale):
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    for path in (stale / "model.onnx", stale):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    Registry(root, EXPORTED)
+    assert fresh.exists() and not stale.exists()

@@ -6,8 +6,8 @@ retraining worker that only writes the file is served too, and so is a data fold
 database record existed.
 
 A version folder appears only once complete: retraining writes into `models/.staging-*` and renames
-it into place as its last step, so a crash leaves no partial version (stale staging folders are
-removed on the next start).
+it into place as its last step, so a crash leaves no partial version (staging folders untouched for an
+hour are removed on the next start; a younger one may belong to another replica's retraining).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from inference.model_card import EXPORTED_DIR, ModelMetadataError, load_metadata
 
 SHIPPED_VERSION = 1
+STALE_STAGING_SECONDS = 3600.0  # on start, only staging folders untouched this long are a crash's leftovers
 ACTIVE_KEY = "active_model"  # app_state key of the served version's record
 
 
@@ -31,7 +32,7 @@ class Registry:
         self.shipped_dir = Path(shipped_dir)
         self.engine = engine  # the app's database; None: active.json only (e.g. a retraining worker)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.clean_staging()
+        self.clean_staging(older_than=STALE_STAGING_SECONDS)  # not a staging folder another replica is writing
 
     # -- layout ---------------------------------------------------------------------------------
     def version_dir(self, version: int) -> Path:
@@ -61,9 +62,15 @@ class Registry:
         staging.rename(target)
         return target
 
-    def clean_staging(self) -> None:
+    def clean_staging(self, older_than: float = 0.0) -> None:
+        """Remove staging folders last written more than `older_than` seconds ago (all by default)."""
         for path in self.root.glob(".staging-*"):
-            shutil.rmtree(path, ignore_errors=True)
+            try:
+                age = time.time() - max(p.stat().st_mtime for p in [path, *path.rglob("*")])
+            except OSError:  # removed meanwhile
+                continue
+            if age >= older_than:
+                shutil.rmtree(path, ignore_errors=True)
 
     # -- active version ---------------------------------------------------------------------------
     def active_version(self) -> int:
