@@ -85,8 +85,7 @@ def cifake_bands(clf: Classifier, data: Path) -> dict:
 
     test = read_split(data, "test")[0]
     p_fake, ood = clf.run(test.images)
-    out = np.zeros(len(p_fake), bool) if ood is None else ood > clf.ood_threshold
-    bands = verdict_bands(p_fake, out, clf.threshold, clf.leaning_from, clf.confident_from)
+    bands, out = verdict_bands(p_fake, ood, clf.decision)
     correct = (p_fake >= clf.threshold).astype(int) == test.labels
     table = {"n": int(len(p_fake)), "accuracy": float(correct.mean()), "out_of_domain": float(out.mean())}
     for band in ("confident", "leaning", "uncertain"):

@@ -57,6 +57,7 @@ class Classifier:
         self.input_size = tuple(prep["input_size"])  # (width, height)
         self.resample = prep["resize"]
         decision = self.metadata["decision"]
+        self.decision = dict(decision)
         self.threshold = float(decision["threshold"])
         self.confident_from = float(decision["confident_from"])
         self.leaning_from = float(decision["leaning_from"])
@@ -81,10 +82,8 @@ class Classifier:
         """Turn the model's numbers into a label and a verdict band (thresholds from model.json)."""
         likely = "FAKE" if p_fake >= self.threshold else "REAL"
         confidence = float(confidence_of(p_fake, self.threshold))
-        out_of_domain = bool(ood_score is not None and self.ood_threshold is not None
-                             and ood_score > self.ood_threshold)
-        band = str(verdict_bands([p_fake], [out_of_domain], self.threshold, self.leaning_from,
-                                 self.confident_from)[0])
+        bands, out = verdict_bands([p_fake], None if ood_score is None else [ood_score], self.decision)
+        band, out_of_domain = str(bands[0]), bool(out[0])
         label = "UNCERTAIN" if band == "uncertain" else likely
         return Prediction(label, float(p_fake), float(confidence), band,
                           None if ood_score is None else float(ood_score), out_of_domain, likely)

@@ -72,6 +72,33 @@ def tiny_cifake_zip(tiny_cifake, tmp_path_factory) -> Path:
     return zip_folder(tiny_cifake, tmp_path_factory.mktemp("zip") / "cifake.zip")
 
 
+def write_tiny_offdomain(root: Path, per_source: int = 3, seed: int = 0) -> Path:
+    """An offdomain-dev-layout folder (manifest.csv + pictures): 96x128 pictures from two photo sources
+    and two generators the domain split counts as fitting sources, and one of each it holds out."""
+    rng = np.random.default_rng(seed)
+    rows = ["file,label,generator,repo,path,commit,licence,box,note"]
+    sources = [("real", "", "cszn/KAIR"), ("real", "", "pjreddie/darknet"), ("real", "", "mdn/learning-area"),
+               ("fake", "sd1", "CompVis/stable-diffusion"), ("fake", "ldm", "CompVis/latent-diffusion"),
+               ("fake", "sd2", "Stability-AI/stablediffusion")]
+    for label, generator, repo in sources:
+        folder = root / ("real_photos" if label == "real" else f"fake_images/{generator}")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_source):
+            yy, xx = np.mgrid[:96, :128]
+            waves = 127 + 100 * np.sin(xx[..., None] * rng.uniform(0.05, 0.5, 3) + yy[..., None] * rng.uniform(0, 0.3, 3))
+            pixels = np.clip(waves + rng.normal(0, 20 if label == "real" else 2, waves.shape), 0, 255).astype(np.uint8)
+            name = f"{repo.replace('/', '_')}_{i}.png"
+            Image.fromarray(pixels).save(folder / name)
+            rows.append(f"{folder.relative_to(root).as_posix()}/{name},{label},{generator},{repo},x,0,MIT,,")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_offdomain(tmp_path_factory) -> Path:
+    return write_tiny_offdomain(tmp_path_factory.mktemp("offdomain"))
+
+
 @pytest.fixture(scope="session")
 def sample_paths() -> dict[str, list[Path]]:
     """Real CIFAKE test files committed in examples/: {"REAL": [...], "FAKE": [...]}."""

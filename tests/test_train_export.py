@@ -9,7 +9,7 @@ from inference.model_card import ModelMetadataError, SCHEMA_VERSION, load_metada
 
 
 @pytest.fixture(scope="module")
-def tiny_export(tiny_cifake, tmp_path_factory):
+def tiny_export(tiny_cifake, tiny_offdomain, tmp_path_factory):
     import training.data as data
     from training.export import ExportConfig, export
     from training.train import TrainConfig, train
@@ -21,7 +21,8 @@ def tiny_export(tiny_cifake, tmp_path_factory):
         config = TrainConfig(epochs=1, batch_size=32, variants=1, data=str(tiny_cifake), run_dir=str(root / "run"),
                              val_fraction=0.25)
         run_dir = train(config)
-        metadata = export(run_dir, root / "exported", ExportConfig(parity_images=40, ood_fit_images=200))
+        metadata = export(run_dir, root / "exported", ExportConfig(parity_images=40, ood_fit_images=100, domain_views=6,
+                                                                          offdomain=str(tiny_offdomain)))
     finally:
         data.CACHE_DIR = old_cache
     return root / "exported", metadata
@@ -61,6 +62,9 @@ def test_metadata_describes_the_artifacts(tiny_export):
     assert meta["calibration"]["temperature"] > 0
     assert meta["data"]["fingerprint"]["train"]["sha256"]
     assert {"tensorflow", "keras", "onnxruntime"} <= set(meta["versions"])
+    ood = meta["out_of_domain"]
+    assert ood["fit_sources"] == ["cszn/KAIR", "ldm", "pjreddie/darknet", "sd1"]  # held-out sources never fitted
+    assert ood["rule_selection"] and meta["decision"]["ood_threshold"] is not None
 
 
 def test_tampered_model_file_is_refused(tiny_export, tmp_path):

@@ -145,3 +145,87 @@ def in_domain_images(train_images: np.ndarray, n: int, seed: int) -> np.ndarray:
     clean = train_images[pick]
     redelivered = np.stack([redeliver(image, rng) for image in clean])
     return np.concatenate([clean, flip_and_shift(redelivered, rng, 0)])
+
+
+@dataclass(frozen=True)
+class RuleCandidate:
+    ood_quantile: float  # out of domain above this quantile of CIFAKE validation scores
+    guard_quantile: float | None  # above this quantile the confident band needs `guarded_confident_from`
+    guarded_confident_from: float | None
+
+
+RULE_GRID = tuple(
+    [RuleCandidate(q, None, None) for q in (0.93, 0.95, 0.97)]
+    + [RuleCandidate(q, g, c) for q in (0.95, 0.97) for g in (0.6, 0.8) for c in (0.97, 0.99)]
+)
+
+
+def decision_for(candidate: RuleCandidate, val_scores: np.ndarray, base_decision: dict) -> dict:
+    """The model.json decision block for a rule: thresholds are quantiles of validation scores."""
+    decision = dict(base_decision, ood_threshold=float(np.quantile(val_scores, candidate.ood_quantile)),
+                    ood_quantile_of_validation=candidate.ood_quantile)
+    if candidate.guard_quantile is not None:
+        decision.update(guard_threshold=float(np.quantile(val_scores, candidate.guard_quantile)),
+                        guard_quantile_of_validation=candidate.guard_quantile,
+                        guarded_confident_from=candidate.guarded_confident_from)
+    return decision
+
+
+def validation_percentiles(scores: np.ndarray, val_scores: np.ndarray) -> np.ndarray:
+    """Share of CIFAKE validation scores below each score: heads fitted on different folds compare."""
+    return np.searchsorted(np.sort(val_scores), scores, side="left") / len(val_scores)
+
+
+def cross_fitted_percentiles(in_moments: np.ndarray, view_moments: np.ndarray, view_sources: np.ndarray,
+                             val_moments: np.ndarray, folds: int, regularisation: float, seed: int) -> np.ndarray:
+    """Each view's domain score from a head fitted without the view's source (grouped K-fold), as a
+    percentile of that head's CIFAKE validation scores."""
+    sources = np.array(sorted(set(view_sources)))
+    order = np.random.default_rng(seed).permutation(sources)
+    percentiles = np.zeros(len(view_moments))
+    for k in range(folds):
+        held = np.isin(view_sources, order[k::folds])
+        head = fit_domain_head(in_moments, view_moments[~held], regularisation)
+        percentiles[held] = validation_percentiles(head.logits(view_moments[held]), head.logits(val_moments))
+    return percentiles
+
+
+def rule_outcomes(decision: dict, p_fake: np.ndarray, scores: np.ndarray, truth_fake: np.ndarray) -> dict:
+    """Confidently wrong and uncertain shares of pictures of known class under one decision rule."""
+    from inference.bands import verdict_bands
+
+    bands, out = verdict_bands(p_fake, scores, decision)
+    wrong = (p_fake >= decision["threshold"]) != truth_fake
+    confident_wrong = (bands == "confident") & wrong
+    return {"n": int(len(p_fake)), "confidently_wrong": float(confident_wrong.mean()) if len(p_fake) else None,
+            "uncertain": float((bands == "uncertain").mean()) if len(p_fake) else None,
+            "out_of_domain": float(out.mean()) if len(p_fake) else None}
+
+
+def choose_rule(base_decision: dict, val_p: np.ndarray, val_labels: np.ndarray, val_scores: np.ndarray,
+                fit_p: np.ndarray, fit_scores: np.ndarray, fit_fake: np.ndarray,
+                min_coverage: float, max_error: float) -> tuple[RuleCandidate, list[dict]]:
+    """Pick the rule with the fewest confidently wrong *held-out-source* pictures (worse of photos and
+    generated), among rules whose confident band covers >= min_coverage of CIFAKE validation with error
+    <= max_error. Scores are validation percentiles (`cross_fitted_percentiles` for the fitting
+    pictures, each from a head that never saw its source), so one threshold fits every fold.
+    """
+    from inference.bands import verdict_bands
+
+    table = []
+    for candidate in RULE_GRID:
+        decision = decision_for(candidate, val_scores, base_decision)
+        bands, _ = verdict_bands(val_p, val_scores, decision)
+        confident = bands == "confident"
+        error = float(((val_p[confident] >= decision["threshold"]) != (val_labels[confident] == 1)).mean())
+        real = rule_outcomes(decision, fit_p[~fit_fake], fit_scores[~fit_fake], fit_fake[~fit_fake])
+        fake = rule_outcomes(decision, fit_p[fit_fake], fit_scores[fit_fake], fit_fake[fit_fake])
+        table.append({**candidate.__dict__, "val_confident_coverage": float(confident.mean()),
+                      "val_confident_error": error, "cv_real_confidently_wrong": real["confidently_wrong"],
+                      "cv_generated_confidently_wrong": fake["confidently_wrong"],
+                      "cv_real_uncertain": real["uncertain"], "cv_generated_uncertain": fake["uncertain"]})
+    allowed = [row for row in table if row["val_confident_coverage"] >= min_coverage
+               and row["val_confident_error"] <= max_error] or table
+    best = min(allowed, key=lambda r: (round(max(r["cv_real_confidently_wrong"], r["cv_generated_confidently_wrong"]), 3),
+                                       -r["val_confident_coverage"]))
+    return RuleCandidate(best["ood_quantile"], best["guard_quantile"], best["guarded_confident_from"]), table

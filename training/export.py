@@ -1,9 +1,12 @@
 """Export a trained run: `python -m training.export --run runs/default [--out exported]`.
 
 1. Platt scaling fitted on validation (sigmoid(a * logit + b), computed inside the graph).
-2. Out-of-domain score fitted on training features: squared Mahalanobis distance of the pooled
-   features to the nearer class mean (shared Ledoit-Wolf covariance), computed inside the graph, so
-   the ONNX model returns it without TensorFlow. Its threshold is a quantile of validation scores.
+2. Out-of-domain score (`training.domain`): a logistic head on multi-layer pooled moments, fitted on
+   CIFAKE training images against views of offdomain-dev's *fitting* sources (outlier exposure),
+   computed inside the graph, so the ONNX model returns it without TensorFlow. Its thresholds (out of
+   domain; the guard that raises the confident bar near the domain's edge) are quantiles of CIFAKE
+   validation scores, chosen by grouped cross-validation over the fitting sources (never the
+   evaluation sources) under a minimum confident-band coverage on validation.
 3. `model.keras` (outputs: P(FAKE) calibrated, ood_score) and `model.onnx` (same outputs, dynamic
    batch), with Keras/ONNX parity asserted on real images.
 4. Metrics on validation and the official test split (also without the leaked images), plots, and
@@ -40,8 +43,13 @@ class ExportConfig:
     threshold: float = 0.5  # on the calibrated P(FAKE)
     leaning_from: float = 0.7  # confidence below this: "uncertain"
     confident_from: float = 0.9  # confidence at or above this (and in domain): "confident"
-    ood_quantile: float = 0.99  # share of validation images below the out-of-domain threshold
-    ood_fit_images: int = 40000  # training images used to fit the feature distribution
+    ood_fit_images: int = 10000  # CIFAKE training images (each also re-delivered once) for the domain head
+    domain_views: int = 48  # views (whole + crops) per offdomain-dev fitting picture
+    domain_regularisation: float = 0.1  # inverse L2 strength of the domain head's logistic regression
+    domain_folds: int = 4  # grouped cross-validation folds over the fitting sources
+    min_confident_coverage: float = 0.87  # on CIFAKE validation, when choosing the rule
+    max_confident_error: float = 0.012  # on CIFAKE validation, when choosing the rule
+    offdomain: str = ""  # offdomain-dev folder ("" = ../shared/datasets/offdomain-dev)
     parity_images: int = 2000  # real test images checked Keras vs ONNX
     parity_tolerance: float = 1e-4
 
@@ -65,42 +73,65 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(result.x[0]), float(result.x[1])
 
 
-def fit_mahalanobis(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Class means (2, D) and whitening matrix L (D, D) with L @ L.T = inverse shared covariance."""
-    from sklearn.covariance import LedoitWolf
+def build_export_model(base, platt: tuple[float, float], domain_head):
+    """base (outputs p_fake) -> model with outputs [calibrated P(FAKE) (N, 1), ood_score (N, 1)].
 
-    features = features.astype(np.float64)
-    means = np.stack([features[labels == k].mean(axis=0) for k in (0, 1)])
-    centred = features - means[labels.astype(int)]
-    precision = np.linalg.inv(LedoitWolf().fit(centred).covariance_)
-    return means, np.linalg.cholesky((precision + precision.T) / 2)
-
-
-def build_export_model(base, platt: tuple[float, float], means: np.ndarray, whitening: np.ndarray):
-    """base (outputs p_fake) -> model with outputs [calibrated P(FAKE) (N, 1), ood_score (N, 1)]."""
+    ood_score is the domain head's logit on the pooled moments (`training.features`): higher means
+    less like CIFAKE. Stock layers only, so `model.keras` loads without this package.
+    """
     import keras
     from keras import layers
 
-    from training.model import FEATURES_LAYER, LOGIT_LAYER
+    from training.features import pooled_moments
+    from training.model import LOGIT_LAYER
 
     logit = base.get_layer(LOGIT_LAYER).output
-    features = base.get_layer(FEATURES_LAYER).output
     scale = layers.Dense(1, name=CALIBRATED_LOGIT, trainable=False)
     calibrated = scale(logit)  # a * logit + b
     scale.set_weights([np.array([[platt[0]]], np.float32), np.array([platt[1]], np.float32)])
     p_fake = layers.Activation("sigmoid", name="p_fake_calibrated", dtype="float32")(calibrated)
-    dim = whitening.shape[0]
-    distances = []
-    for k, name in enumerate(CLASS_NAMES):
-        whiten = layers.Dense(dim, name=f"whiten_{name.lower()}", trainable=False)
-        z = whiten(features)  # (N, D) = (f - mean_k) @ L
-        whiten.set_weights([whitening.astype(np.float32), (-means[k] @ whitening).astype(np.float32)])
-        squared = layers.Multiply(name=f"square_{name.lower()}")([z, z])
-        total = layers.Dense(1, use_bias=False, name=f"distance_{name.lower()}", trainable=False)
-        distances.append(total(squared))
-        total.set_weights([np.ones((dim, 1), np.float32)])
-    ood = layers.Minimum(name="ood_score", dtype="float32")(distances)
+    head = layers.Dense(1, name="ood_score", trainable=False, dtype="float32")
+    ood = head(pooled_moments(base, prefix="domain"))
+    head.set_weights(list(domain_head.folded()))
     return keras.Model(base.input, [p_fake, ood], name=base.name)
+
+
+def fit_domain(base, data, platt: tuple[float, float], config: ExportConfig) -> tuple:
+    """Fit the out-of-domain head and choose its rule (see module docstring) -> (head, decision, report)."""
+    from training import domain
+
+    offdomain = Path(config.offdomain) if config.offdomain else domain.OFFDOMAIN_DIR
+    pictures = [p for p in domain.list_offdomain(offdomain) if p.part == "fit"]
+    views, owner = domain.views_of(pictures, config.domain_views, seed=0)
+    in_images = domain.in_domain_images(data.train.images, config.ood_fit_images, seed=0)
+    in_m = extract(base, in_images)["moments"]
+    view_f, val_f = extract(base, views), extract(base, data.val.images)
+    head = domain.fit_domain_head(in_m, view_f["moments"], config.domain_regularisation)
+    sources = np.array([pictures[i].source for i in owner])
+    fit_pct = domain.cross_fitted_percentiles(in_m, view_f["moments"], sources, val_f["moments"],
+                                              config.domain_folds, config.domain_regularisation, seed=0)
+    val_scores = head.logits(val_f["moments"])
+    val_pct = domain.validation_percentiles(val_scores, val_scores)
+    whole = np.r_[True, owner[1:] != owner[:-1]]  # the whole picture, as a user uploads it
+    calibrate = lambda logit: 1 / (1 + np.exp(-(platt[0] * logit + platt[1])))  # noqa: E731
+    base_decision = {"threshold": config.threshold, "leaning_from": config.leaning_from,
+                     "confident_from": config.confident_from}
+    fit_fake = np.array([pictures[i].label == "FAKE" for i in owner])
+    rule, table = domain.choose_rule(base_decision, calibrate(val_f["logit"]), data.val.labels, val_pct,
+                                     calibrate(view_f["logit"][whole]), fit_pct[whole], fit_fake[whole],
+                                     config.min_confident_coverage, config.max_confident_error)
+    decision = domain.decision_for(rule, val_scores, base_decision)
+    report = {"method": "logistic head on pooled moments (outlier exposure), see training/domain.py",
+              "fit_sources": sorted({p.source for p in pictures}), "fit_pictures": len(pictures),
+              "fit_views": int(len(views)), "in_domain_images": int(len(in_images)),
+              "rule_selection": table, "chosen_rule": rule.__dict__}
+    return head, decision, report
+
+
+def extract(base, images: np.ndarray) -> dict:
+    from training.features import extract as extract_features
+
+    return extract_features(base, images)
 
 
 def predict_logits_and_features(base, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -169,11 +200,10 @@ def run_onnx(path: Path, images: np.ndarray, batch: int = 1024) -> tuple[np.ndar
     return np.concatenate(p_parts), np.concatenate(o_parts)
 
 
-def band_table(labels: np.ndarray, p_fake: np.ndarray, ood: np.ndarray, config: ExportConfig, ood_threshold: float) -> dict:
-    """Share of images and error rate of the likely label in each verdict band."""
-    correct = (p_fake >= config.threshold).astype(int) == labels
-    out = ood > ood_threshold
-    bands = verdict_bands(p_fake, out, config.threshold, config.leaning_from, config.confident_from)
+def band_table(labels: np.ndarray, p_fake: np.ndarray, ood: np.ndarray, decision: dict) -> dict:
+    """Share of images and error rate of the likely label in each verdict band (the classifier's rule)."""
+    correct = (p_fake >= decision["threshold"]).astype(int) == labels
+    bands, out = verdict_bands(p_fake, ood, decision)
     table = {}
     for band in ("confident", "leaning", "uncertain"):
         mask = bands == band
@@ -213,24 +243,21 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
     data = load_cifake(data_path or train_config.get("data") or None, train_config["val_fraction"], train_config["seed"])
     base = keras.models.load_model(run_dir / "best.keras")
 
-    val_logits, _ = predict_logits_and_features(base, data.val.images)
-    platt = fit_platt(val_logits, data.val.labels)
-    rng = np.random.default_rng(0)
-    fit_idx = rng.permutation(len(data.train))[: config.ood_fit_images]
-    _, train_features = predict_logits_and_features(base, data.train.images[fit_idx])
-    means, whitening = fit_mahalanobis(train_features, data.train.labels[fit_idx])
-    model = build_export_model(base, platt, means, whitening)
+    val = extract(base, data.val.images)
+    platt = fit_platt(val["logit"], data.val.labels)
+    domain_head, decision, domain_report = fit_domain(base, data, platt, config)
+    model = build_export_model(base, platt, domain_head)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
         staging = Path(tmp)
-        parity_idx = rng.permutation(len(data.test))[: config.parity_images]
+        parity_idx = np.random.default_rng(0).permutation(len(data.test))[: config.parity_images]
         parity = save_model_files(model, staging, data.test.images[parity_idx], config.parity_tolerance)
         parity["source"] = "official test split"
         val_p, val_ood = run_onnx(staging / "model.onnx", data.val.images)
         test_p, test_ood = run_onnx(staging / "model.onnx", data.test.images)
-        ood_threshold = float(np.quantile(val_ood, config.ood_quantile))
-        uncalibrated_val = 1 / (1 + np.exp(-val_logits))
+        ood_threshold = decision["ood_threshold"]
+        uncalibrated_val = 1 / (1 + np.exp(-val["logit"]))
         keep = ~data.leaked_test_mask
         metrics = {
             "validation": compute_metrics(data.val.labels, val_p, config.threshold),
@@ -260,15 +287,15 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
                 {"index": 0, "name": ONNX_OUTPUTS[0], "shape": [None, 1],
                  "meaning": "P(FAKE): calibrated probability that the picture is AI-generated"},
                 {"index": 1, "name": ONNX_OUTPUTS[1], "shape": [None, 1],
-                 "meaning": "ood_score: squared Mahalanobis distance of the pooled features to the nearer class mean"},
+                 "meaning": "ood_score: logit of the out-of-domain head (higher = less like CIFAKE); "
+                            "out of domain above decision.ood_threshold"},
             ],
             "preprocessing": {"input_size": [32, 32], "resize": DEFAULT_RESAMPLE, "aspect": "squash (not kept)",
                               "antialias": "Pillow reducing_gap=3.0 box pre-reduction; JPEG DCT draft for large files",
                               "alpha": "composited on white", "exif_orientation": "applied",
                               "animated": "first frame", "colour_order": "RGB", "function": "inference.preprocess.preprocess_image"},
-            "decision": {"threshold": config.threshold, "leaning_from": config.leaning_from,
-                         "confident_from": config.confident_from, "ood_threshold": ood_threshold,
-                         "ood_quantile_of_validation": config.ood_quantile},
+            "decision": decision,
+            "out_of_domain": domain_report,
             "calibration": {"method": "Platt scaling sigmoid(a * logit + b), fitted on validation",
                             "a": platt[0], "b": platt[1], "temperature": 1.0 / platt[0],
                             "validation_ece_before": expected_calibration_error(data.val.labels, uncalibrated_val),
@@ -276,8 +303,8 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
                             "test_ece_after": metrics["test"]["ece"]},
             "gradcam": {"layer": "last_conv", "logit_layer": CALIBRATED_LOGIT},
             "metrics": metrics,
-            "bands": {"test": band_table(data.test.labels, test_p, test_ood, config, ood_threshold),
-                      "validation": band_table(data.val.labels, val_p, val_ood, config, ood_threshold)},
+            "bands": {"test": band_table(data.test.labels, test_p, test_ood, decision),
+                      "validation": band_table(data.val.labels, val_p, val_ood, decision)},
             "parity": parity,
             "training": {"config": train_config, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
                          "best_val_accuracy_uncalibrated": state["best_val_accuracy"],
@@ -313,10 +340,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(PROJECT_ROOT / "exported"), help="output folder")
     parser.add_argument("--data", default=None, help="CIFAKE zip or folder (default: the run's)")
     parser.add_argument("--parity-images", type=int, default=ExportConfig.parity_images)
-    parser.add_argument("--ood-quantile", type=float, default=ExportConfig.ood_quantile)
+    parser.add_argument("--offdomain", default="", help="offdomain-dev folder (default ../shared/datasets/offdomain-dev)")
     args = parser.parse_args(argv)
     started = time.time()
-    config = ExportConfig(parity_images=args.parity_images, ood_quantile=args.ood_quantile)
+    config = ExportConfig(parity_images=args.parity_images, offdomain=args.offdomain)
     metadata = export(Path(args.run), Path(args.out), config, args.data)
     test = metadata["metrics"]["test"]
     print(json.dumps({"test_accuracy": test["accuracy"], "test_auc": test["roc_auc"],

@@ -156,6 +156,14 @@ def _ema_callback(ema: WeightEMA):
     return _Update()
 
 
+def _cosine(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=config.min_lr_ratio
+    )
+
+
 def make_model(config: TrainConfig, steps_per_epoch: int):
     import keras
 
@@ -163,11 +171,8 @@ def make_model(config: TrainConfig, steps_per_epoch: int):
 
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.model, CNNConfig(config.filters, config.convs, dropout=config.dropout))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=config.min_lr_ratio
-    )
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        optimizer=keras.optimizers.AdamW(_cosine(config, steps_per_epoch), weight_decay=config.weight_decay),
         loss="binary_crossentropy",
         metrics=["accuracy", keras.metrics.AUC(name="auc")],
     )
@@ -234,6 +239,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if resume and (run_dir / "last.keras").exists() and (run_dir / "state.json").exists():
         state = json.loads((run_dir / "state.json").read_text())
         model = keras.models.load_model(run_dir / "last.keras")
+        previous = json.loads((run_dir / "config.json").read_text())
+        if previous.get("epochs") != config.epochs:  # shorten or lengthen the cosine schedule, same peak
+            model.optimizer.learning_rate = _cosine(config, steps)
+            print(f"schedule now spans {config.epochs} epochs (was {previous.get('epochs')})", flush=True)
         print(f"resuming after epoch {state['epoch']} (best {state['best_val_accuracy']:.4f})", flush=True)
     else:
         model = make_model(config, steps)
