@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +17,9 @@ from PIL import Image
 
 from inference.classifier import Classifier, Prediction
 from inference.explain import Explanation, explain
-from inference.model_card import EXPORTED_DIR, PROJECT_ROOT
+from inference.model_card import EXPORTED_DIR
 from webapp.registry import Registry
+from webapp.retrain_jobs import RetrainJobs
 from webapp.store import Store
 
 CAM_METHODS = {"Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++", "HiResCAM": "hirescam"}
@@ -65,8 +60,8 @@ class DetectorService:
         self._classifier: Classifier | None = None
         self._classifier_version: int | None = None
         self._cams: dict[int, object] = {}
-        self._retrain: subprocess.Popen | None = None
-        self._retrain_lock = threading.Lock()
+        self.retrain_jobs = RetrainJobs(self.folder, self.registry.root,
+                                        self.store.engine.url.render_as_string(hide_password=False))
 
     # -- models ------------------------------------------------------------------------------
     def classifier(self) -> tuple[Classifier, int]:
@@ -154,58 +149,24 @@ class DetectorService:
                                     "upload", status="accepted")
         return len(labels)
 
-    # -- retraining --------------------------------------------------------------------------
+    # -- retraining (worker lifecycle: webapp.retrain_jobs) ---------------------------------------
     def status_path(self) -> Path:
-        return self.folder / "retrain_status.json"
+        return self.retrain_jobs.status_path
 
     def retrain_status(self) -> dict:
-        path = self.status_path()
-        status = json.loads(path.read_text()) if path.exists() else {"state": "idle"}
-        running = self._retrain is not None and self._retrain.poll() is None
-        if status.get("state") == "running" and not running:
-            status["state"] = "failed"
-            status["message"] = status.get("message", "") + " (the worker stopped before finishing)"
-        return status
+        return self.retrain_jobs.status()
 
-    def start_retrain(self, username: str, steps: int | None = None, extra_args: list[str] | None = None) -> None:
-        with self._retrain_lock:
-            if self._retrain is not None and self._retrain.poll() is None:
-                raise ValueError("A retraining run is already in progress.")
-            accepted = self.store.list_feedback("accepted")
-            if not accepted:
-                raise ValueError("There are no accepted labelled images to learn from yet.")
-            cmd = [sys.executable, "-m", "training.retrain", "--data-dir", str(self.folder),
-                   "--by", username, "--status", str(self.status_path())]
-            if steps:
-                cmd += ["--steps", str(steps)]
-            cmd += extra_args or []
-            self.status_path().write_text(json.dumps({"state": "running", "progress": 0.0, "message": "starting"}))
-            log = (self.folder / "retrain.log").open("a")
-            self._retrain = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                             start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    def start_retrain(self, username: str, steps: int | None = None, extra_args: list[str] | None = None) -> str:
+        """Start a retraining worker; returns its run id. ValueError if nothing to learn or one is running."""
+        if not self.store.list_feedback("accepted"):
+            raise ValueError("There are no accepted labelled images to learn from yet.")
+        return self.retrain_jobs.start(username, (["--steps", str(steps)] if steps else []) + (extra_args or []))
 
     def cancel_retrain(self) -> bool:
-        with self._retrain_lock:
-            if self._retrain is None or self._retrain.poll() is not None:
-                return False
-            os.killpg(self._retrain.pid, signal.SIGTERM)
-            try:
-                self._retrain.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._retrain.pid, signal.SIGKILL)
-                self._retrain.wait()
-            self.registry.clean_staging()
-            self.status_path().write_text(json.dumps({"state": "cancelled", "progress": 0.0,
-                                                      "message": "cancelled by an admin"}))
-            return True
+        return self.retrain_jobs.cancel()
 
-    def wait_retrain(self, timeout: float | None = None) -> int | None:
-        if self._retrain is None:
-            return None
-        try:
-            return self._retrain.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+    def wait_retrain(self, timeout: float | None = None) -> dict:
+        return self.retrain_jobs.wait(timeout)
 
     def activate(self, version: int, by: str, reason: str = "") -> None:
         self.registry.set_active(version, by, reason)
