@@ -399,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=RetrainConfig.learning_rate, help="(finetune)")
     parser.add_argument("--tolerance", type=float, default=RetrainConfig.tolerance,
                         help="allowed accuracy drop on the original held-out slice")
-    parser.add_argument("--cifake", default=None, help="CIFAKE folder for replay (default ../shared/...); 'slice': the committed examples/replay")
+    parser.add_argument("--cifake", default=os.environ.get("CIFAKE_RETRAIN_ORIGINAL") or None,
+                        help="CIFAKE folder for replay and the gate (default ../shared/datasets/cifake, else the "
+                             "committed slice); 'slice': always the committed examples/replay")
     parser.add_argument("--status", default=None, help="JSON file for progress")
     parser.add_argument("--by", default="", help="who asked (recorded)")
     parser.add_argument("--no-activate", action="store_true", help="never switch the served version")
