@@ -69,6 +69,42 @@ def test_history_and_feedback_are_shared(two_stores):
     assert len(first.list_feedback()) == 1  # the refused item changed nothing
 
 
+def _auths(first: Store, second: Store, policy=None):
+    from webapp.auth import Auth, LoginPolicy, load_secret
+
+    secret = load_secret(first.folder)  # the shared data folder's key (or CIFAKE_SECRET_KEY on every replica)
+    policy = policy or LoginPolicy()
+    return Auth(first, secret, policy=policy), Auth(second, secret, policy=policy)
+
+
+def test_failed_sign_ins_on_one_replica_throttle_the_other(two_stores):
+    from webapp.auth import LoginPolicy, LoginRefused
+
+    first, second = two_stores
+    first.create_user("erin", PASSWORD)
+    on_first, on_second = _auths(first, second, LoginPolicy(free_failures=2, max_delay=300.0))
+    for _ in range(6):
+        try:
+            assert on_first.sign_in("erin", "wrong-password-0", "203.0.113.9") is None
+        except LoginRefused:
+            pass  # already throttled on the first replica
+    with pytest.raises(LoginRefused, match="try again"):
+        on_second.sign_in("erin", PASSWORD, "203.0.113.9")  # the right password, but the other replica counts
+    assert on_second.sign_in("erin", PASSWORD, "198.51.100.7") == "erin"  # another address is not locked out
+
+
+def test_a_session_started_on_one_replica_is_valid_on_the_other(two_stores):
+    from webapp.auth import SESSION_COOKIE
+
+    first, second = two_stores
+    first.create_user("frank", PASSWORD)
+    on_first, on_second = _auths(first, second)
+    cookie = {SESSION_COOKIE: on_first.sign(first.create_session("frank", "203.0.113.9"))}
+    assert on_second.username_for({}, cookie) == "frank"
+    second.end_sessions("frank")  # signing out everywhere, from the other replica
+    assert on_first.username_for({}, cookie) is None
+
+
 def _registry_with_two_versions(store: Store) -> Registry:
     registry = Registry(store.folder / "models", EXPORTED, store.engine)
     shutil.copytree(EXPORTED, store.folder / "models" / "v2", ignore=shutil.ignore_patterns("report"))
