@@ -25,7 +25,11 @@ def result_row(name: str, meta: dict) -> str:
 
 def bands_table(meta: dict) -> str:
     decision, bands = meta["decision"], meta["bands"]["test"]
-    rules = {"confident": f"confidence ≥ {decision['confident_from']:.2f} and in domain",
+    guard = ""
+    if decision.get("guard_threshold") is not None:
+        bar = decision["guarded_confident_from"]
+        guard = (" (near the domain's edge: never)" if bar > 1 else f" (≥ {bar:.2f} near the domain's edge)")
+    rules = {"confident": f"confidence ≥ {decision['confident_from']:.2f}{guard} and in domain",
              "leaning": f"{decision['leaning_from']:.2f} ≤ confidence < {decision['confident_from']:.2f}",
              "uncertain": f"confidence < {decision['leaning_from']:.2f}, or out of domain"}
     lines = ["| band | rule | share of CIFAKE test | error rate |", "|---|---|---|---|"]
@@ -50,11 +54,24 @@ def main() -> None:
     print(f"\n## parity\n{meta['parity']['images']} test images, max |ΔP| {meta['parity']['max_abs_diff_p_fake']:.1e}")
     print(f"\n## onnx size\n{meta['files']['model.onnx']['bytes'] / 1e6:.2f} MB")
     print("\n## bands\n" + bands_table(meta))
+    ood = meta.get("out_of_domain")
+    if ood:
+        print(f"\n## out-of-domain rule\n{ood['method']}; fitted on {ood['fit_pictures']} pictures "
+              f"({ood['fit_views']} views) of {len(ood['fit_sources'])} sources vs {ood['in_domain_images']} CIFAKE "
+              f"images; chosen rule {ood['chosen_rule']}")
+        print("\n| ood quantile | guard quantile | guarded bar | val confident coverage | val confident error | "
+              "CV photos confidently wrong | CV generated confidently wrong |\n|---|---|---|---|---|---|---|")
+        for row in ood["rule_selection"]:
+            print(f"| {row['ood_quantile']} | {row['guard_quantile'] or '—'} | {row['guarded_confident_from'] or '—'} | "
+                  f"{row['val_confident_coverage'] * 100:.1f} % | {row['val_confident_error'] * 100:.2f} % | "
+                  f"{row['cv_real_confidently_wrong'] * 100:.1f} % | {row['cv_generated_confidently_wrong'] * 100:.1f} % |")
+    from bench.offdomain import markdown as offdomain_md
     from bench.latency import markdown as latency_md
     from bench.real_photos import markdown as photos_md
     from bench.robustness import markdown as robustness_md
 
-    for name, render in (("robustness", robustness_md), ("real_photos", photos_md), ("latency", latency_md)):
+    for name, render in (("robustness", robustness_md), ("offdomain", offdomain_md), ("real_photos", photos_md),
+                         ("latency", latency_md)):
         path = RESULTS / f"{name}.json"
         if path.exists():
             print(f"\n## {name}\n" + render(json.loads(path.read_text())))

@@ -154,9 +154,11 @@ class RuleCandidate:
     guarded_confident_from: float | None
 
 
+# A guarded bar above 1 means "never confident near the edge" (such pictures show as leaning).
 RULE_GRID = tuple(
-    [RuleCandidate(q, None, None) for q in (0.93, 0.95, 0.97)]
-    + [RuleCandidate(q, g, c) for q in (0.95, 0.97) for g in (0.6, 0.8) for c in (0.97, 0.99)]
+    [RuleCandidate(q, None, None) for q in (0.90, 0.93, 0.95, 0.97)]
+    + [RuleCandidate(q, g, c) for q in (0.93, 0.95, 0.97) for g in (0.6, 0.8, 0.9) if g < q
+       for c in (0.97, 0.99, 1.01)]
 )
 
 
