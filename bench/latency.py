@@ -154,7 +154,7 @@ def markdown(r: dict) -> str:
         f"**{thr['images_per_second_with_decode']:.0f} images/s** (decode alone, one thread: "
         f"{thr['decode_images_per_second_one_thread']:.0f} images/s).",
         "",
-        f"Grad-CAM per image: " + ", ".join(f"{k} {v:.1f} ms" for k, v in cam.items()) + ".",
+        "Grad-CAM per image: " + ", ".join(f"{k} {v:.1f} ms" for k, v in cam.items()) + ".",
         "",
         "| process | peak resident memory | time to first verdict | TensorFlow loaded |", "|---|---|---|---|",
         f"| classify only (ONNX Runtime) | {proc['classify_only']['peak_rss_mb']:.0f} MB | "

@@ -13,8 +13,10 @@ Decisions, each chosen to resemble how CIFAKE's images were made:
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,12 @@ MAX_FILE_BYTES = 50 * 1024 * 1024  # larger uploads are refused before decoding
 MAX_PIXELS = 50_000_000  # ~ a 8660x5773 picture; above this we refuse (decompression bombs)
 MAX_SIDE = 20_000  # absurd dimensions (e.g. 1x100000 strips) are refused too
 MODEL_SIZE = (32, 32)  # (width, height); the metadata overrides it when it says otherwise
+LARGE_PIXELS = 12_000_000  # pictures above this are decoded one at a time ...
+WORKING_SIDE = 2048  # ... and box-reduced to about this longer side right after decoding
+_LARGE_DECODES = threading.BoundedSemaphore(1)  # bounds peak memory when several large pictures arrive
+_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+                   7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 RESAMPLE_METHODS = {
     "lanczos": Image.Resampling.LANCZOS,
     "bicubic": Image.Resampling.BICUBIC,
@@ -93,10 +101,17 @@ def _check_dimensions(image: Image.Image, name: str) -> None:
 
 def _to_rgb8(image: Image.Image) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB. Alpha is composited on white; 16-bit keeps its top 8 bits."""
+    if image.mode == "RGB":
+        return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        values = np.asarray(image, dtype=np.float64)  # (H, W) 0..65535 (or int32)
+        values = np.asarray(image)  # (H, W) 0..65535 (or int32); scaled in row blocks to bound memory
         top = 65535.0 if values.max(initial=0) > 255 else 255.0
-        image = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        scaled = np.empty(values.shape, np.uint8)
+        for start in range(0, values.shape[0], 512):
+            block = values[start:start + 512].astype(np.float64)
+            scaled[start:start + 512] = np.clip(block / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        del values
+        image = Image.fromarray(scaled, "L")
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
     if image.mode == "P":
@@ -142,21 +157,49 @@ def decode_image(source: ImageSource, name: str | None = None) -> tuple[Image.Im
         fmt = image.format or "unknown"
     _check_dimensions(image, name)
     width, height = image.size
+    large = width * height > LARGE_PIXELS
     try:
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF says: rotated by 90 degrees
+        orientation = image.getexif().get(0x0112, 1)
+        if orientation in (5, 6, 7, 8):  # EXIF says: rotated by 90 degrees
             width, height = height, width
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)  # animated GIF/WebP/TIFF: the first frame
         if fmt == "JPEG" and max(image.size) > 8 * max(MODEL_SIZE):
             image.draft("RGB", (4 * MODEL_SIZE[0], 4 * MODEL_SIZE[1]))  # DCT downscale: fast, antialiased
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        image = _to_rgb8(image)
+        with _LARGE_DECODES if large else contextlib.nullcontext():
+            image.load()
+            if large:  # formats that cannot decode reduced (PNG, TIFF, ...): shrink before anything else
+                image = _to_rgb8(image)
+                factor = max(1, max(image.size) // WORKING_SIDE)
+                image = image.reduce(factor) if factor > 1 else image
+                if orientation in _EXIF_TRANSPOSE:
+                    image = image.transpose(_EXIF_TRANSPOSE[orientation])
+                _give_back_memory()
+            else:
+                image = ImageOps.exif_transpose(image)
+                image = _to_rgb8(image)
     except ValueError:
         raise
     except (OSError, SyntaxError, Image.DecompressionBombError, EOFError) as err:
         raise ValueError(f"{name} could not be decoded (truncated or corrupt data): {err}") from err
     return image, fmt, (width, height)
+
+
+def _give_back_memory() -> None:
+    """Return the freed buffers of a large decode to the system (glibc keeps them otherwise)."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
 
 
 def _array_to_image(array: np.ndarray) -> Image.Image:

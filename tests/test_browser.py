@@ -57,16 +57,22 @@ def _field(page, elem_id: str):
 
 
 def _tab(page, name: str):
-    page.get_by_role("tab", name=name).click()
+    page.get_by_role("tab", name=name).click(timeout=60000)
+
+
+def _open(page, url: str, who: str = "Visitor"):
+    """Load the app and wait until the server has said who is signed in (tabs are set by then)."""
+    page.goto(url)
+    page.locator("#header").get_by_text(who).wait_for(timeout=120000)
 
 
 def _sign_in(page, url: str, name: str, password: str):
-    page.goto(url)
+    _open(page, url)
     _tab(page, "Sign in")
     page.locator("#signin-form input[name=username]").fill(name)
     page.locator("#signin-form input[name=password]").fill(password)
     page.locator("#signin-form button").click()
-    page.get_by_text("Signed in as").wait_for(timeout=60000)
+    page.locator("#header").get_by_text("Signed in as").wait_for(timeout=120000)
 
 
 def _analyse(page, picture: Path):
@@ -75,15 +81,14 @@ def _analyse(page, picture: Path):
     page.wait_for_timeout(1000)
     page.locator("#analyse").click()
     page.locator("#verdict").get_by_text("Confidence").wait_for(timeout=60000)
-    page.locator("#heatmap img").wait_for(timeout=120000)
+    page.locator("#heatmap img").wait_for(timeout=300000)  # the first heatmap loads TensorFlow
 
 
 def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_paths, tmp_path):
     url, mail = app
     user_page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
     # a visitor predicts with a heatmap, without an account
-    user_page.goto(url)
-    user_page.get_by_text("Visitor").wait_for(timeout=60000)
+    _open(user_page, url)
     _analyse(user_page, sample_paths["FAKE"][0])
     assert any(w in user_page.locator("#verdict").inner_text() for w in ("AI-generated", "Real photograph", "Uncertain"))
     user_page.locator("#explanation").get_by_text("evidence").wait_for(timeout=30000)
@@ -104,7 +109,7 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     # signs in with the e-mail address, then forgets the password and resets it through the e-mailed link
     _sign_in(user_page, url, "carol@example.org", PASSWORD)
     user_page.locator("#signout-top").click()
-    user_page.get_by_text("Visitor").wait_for(timeout=60000)
+    user_page.locator("#header").get_by_text("Visitor").wait_for(timeout=120000)
     _tab(user_page, "Sign in")
     user_page.get_by_role("link", name="Forgot password?").click()
     user_page.locator("input[name=username]").fill("carol@example.org")
@@ -120,7 +125,7 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     # predicts, sees the prediction in History at once, flags it
     _analyse(user_page, sample_paths["FAKE"][1])
     _tab(user_page, "History")
-    user_page.locator("#history-table").get_by_text(sample_paths["FAKE"][1].name).wait_for(timeout=30000)
+    user_page.locator("#history-table").get_by_text(sample_paths["FAKE"][1].name).first.wait_for(timeout=30000)
     user_page.screenshot(path=str(shots / "history.png"), full_page=True)
     _tab(user_page, "Home")
     user_page.locator("#say-real").click()

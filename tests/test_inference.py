@@ -1,6 +1,5 @@
 """The shipped model through the inference package: ONNX classification without TensorFlow, the CLI,
 Grad-CAM, overlays and explanations."""
-import io
 import json
 import subprocess
 import sys

@@ -47,6 +47,7 @@ class Settings:
             allow_signup=_flag("CIFAKE_ALLOW_SIGNUP", "1"), smtp_url=env("CIFAKE_SMTP_URL", ""),
             secret_key=env("CIFAKE_SECRET_KEY", ""),
             session_idle_minutes=float(env("CIFAKE_SESSION_IDLE_MINUTES", "120")),
+            reset_link_minutes=float(env("CIFAKE_RESET_LINK_MINUTES", "30")),
             trust_proxy=_flag("CIFAKE_TRUST_PROXY", "1" if env("SPACE_HOST") else "0"),
             visitor_predictions_per_minute=int(env("CIFAKE_VISITOR_PER_MINUTE", "10")),
             registrations_per_hour=int(env("CIFAKE_REGISTRATIONS_PER_HOUR", "5")),

@@ -31,9 +31,11 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         with gr.Row():
             gr.Markdown("# CIFAKE detector\nIs this picture a real photograph or AI-generated? "
                         "The verdict comes with a heatmap of what the model looked at.")
-            header = gr.HTML(header_html(None))
+            header = gr.HTML("", elem_id="header")  # filled on load: who is signed in
         with gr.Tabs():
             pages = [module.build(ctx) for module in PAGE_MODULES]
+        for page in pages:
+            page.tab.visible = page.visible_for(None)  # what a visitor sees before the page has loaded
         api.build(ctx)
 
         def show_pages(request: gr.Request):

@@ -19,7 +19,8 @@ EVAL_MAX_PICTURES = 30_000  # the CIFAKE test split has 20,000
 
 
 def labelled_zip_limits(ctx: AppContext, max_entries: int) -> ZipLimits:
-    return ZipLimits(max_entries=max_entries, max_total_bytes=ctx.settings.zip_max_mb * 2**20)
+    return ZipLimits(max_entries=max_entries, max_total_bytes=ctx.settings.zip_max_mb * 2**20,
+                     max_entry_bytes=ctx.settings.max_file_mb * 2**20)
 
 
 def check_labelled_upload(ctx: AppContext, upload, max_entries: int) -> str:

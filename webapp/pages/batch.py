@@ -16,7 +16,8 @@ CSV_HEADER = ["file", "verdict", "p_fake", "confidence", "band", "error"]
 
 
 def batch_limits(ctx: AppContext) -> ZipLimits:
-    return ZipLimits(max_entries=ctx.settings.batch_max_files, max_total_bytes=ctx.settings.zip_max_mb * 2**20)
+    return ZipLimits(max_entries=ctx.settings.batch_max_files, max_total_bytes=ctx.settings.zip_max_mb * 2**20,
+                     max_entry_bytes=ctx.settings.max_file_mb * 2**20)
 
 
 def count_pictures(paths: list[str], limits: ZipLimits) -> int:

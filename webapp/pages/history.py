@@ -38,7 +38,8 @@ def build(ctx: AppContext) -> Page:
 
     with gr.Tab("History", id="history") as tab:
         title = gr.Markdown(elem_id="history-title")
-        gallery = gr.Gallery(label="Recent pictures", columns=8, height=220, elem_id="history-gallery")
+        gallery = gr.Gallery(label="Recent pictures", columns=10, height=200, object_fit="contain", allow_preview=False,
+                             elem_id="history-gallery")
         table = gr.Dataframe(headers=HEADER, interactive=False, elem_id="history-table")
         csv_file = gr.File(label="Export (CSV)", interactive=False)
         refresh = gr.Button("Refresh", size="sm")

@@ -1,0 +1,286 @@
+"""Load test of the real app against a bare Gradio app, in the same run on the same machine.
+
+    python -m bench.load                        # 50 clients x 20 /predict each, hostile uploads mixed in
+    python -m bench.load --clients 20 --requests 15 --no-hostile
+
+Both servers are started here: `python app.py` (temporary data folder, a signed-in user) and a bare
+Gradio app with Gradio's own `auth=`, the same queue settings and a file upload whose handler only reads
+the file. Normal clients send the CIFAKE example pictures to `/predict`; hostile clients meanwhile send
+49-megapixel PNGs (8- and 16-bit), zip bombs and forged zips to `/batch`, text files named .jpg, and wrong
+passwords. Reported: requests/s and p50/p95 per server, the ratio app/bare, errors among normal
+requests, the app's peak memory over its idle baseline, and `/predict` p50 idle vs during a flood of
+wrong sign-ins. Results: bench/results/load.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.jpg"))
+USER = ("loaduser", "load-password-123")
+QUEUE_SIZE, CONCURRENCY = 64, 4  # the app's defaults (CIFAKE_QUEUE_SIZE, CIFAKE_CLASSIFY_CONCURRENCY)
+
+
+# -- the bare baseline app ----------------------------------------------------------------------------
+def serve_bare(port: int) -> None:
+    import gradio as gr
+
+    def read_file(image) -> str:
+        with open(image, "rb") as handle:
+            return str(len(handle.read()))
+
+    with gr.Blocks() as demo:
+        image, size, button = gr.File(type="filepath"), gr.Textbox(), gr.Button()
+        button.click(read_file, image, size, api_name="predict", concurrency_limit=CONCURRENCY)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
+    demo.launch(server_name="127.0.0.1", server_port=port, auth=[USER], ssr_mode=False, max_file_size="20mb")
+
+
+# -- servers ------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, path: str = "config", timeout: float = 600) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server behind {url} exited")
+        try:
+            if httpx.get(url + path, timeout=2).status_code in (200, 401):
+                return
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not start")
+
+
+def start_app(data_dir: Path) -> tuple[str, subprocess.Popen]:
+    from webapp.store import Store
+
+    store = Store(folder=data_dir)
+    store.create_user(*USER)
+    store.engine.dispose()
+    port = _free_port()
+    env = {**os.environ, "CIFAKE_DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port), "CIFAKE_WARMUP": "0",
+           "CIFAKE_ADMIN_PASSWORD": "bench-admin-password-1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    _wait_until_up(url, process)
+    return url, process
+
+
+def start_bare() -> tuple[str, subprocess.Popen]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "bench.load", "--serve-bare", str(port)], cwd=PROJECT_ROOT,
+                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    _wait_until_up(url, process)
+    return url, process
+
+
+# -- hostile uploads ------------------------------------------------------------------------------------
+def huge_png(bits: int, side: int = 7000) -> bytes:
+    colour_type, row = (2, bytes(3 * side)) if bits == 8 else (0, b"\x03\xe8" * side)
+    compressor = zlib.compressobj(1)
+    body = b"".join(compressor.compress(b"\x00" + row) for _ in range(side)) + compressor.flush()
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", side, side, bits, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def hostile_files(folder: Path) -> list[tuple[str, Path]]:
+    """(endpoint, file) pairs a probe would send."""
+    files = []
+    for bits in (8, 16):
+        path = folder / f"huge_{bits}bit.png"
+        path.write_bytes(huge_png(bits))
+        files.append(("/predict", path))
+    bomb = folder / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(30):
+            archive.writestr(f"bomb{i}.jpg", bytes(48 * 2**20))
+    files.append(("/batch", bomb))
+    text = folder / "notes.jpg"
+    text.write_text("not a picture")
+    files.append(("/predict", text))
+    return files
+
+
+# -- measuring ------------------------------------------------------------------------------------------
+def _client(url: str):
+    from gradio_client import Client
+
+    return Client(url, auth=USER, verbose=False)
+
+
+def run_clients(url: str, clients: int, requests: int, stop_hostile: threading.Event | None = None) -> dict:
+    """`clients` threads, each sending `requests` example pictures to /predict; latencies and errors."""
+    from gradio_client import handle_file
+
+    latencies, errors, lock = [], [], threading.Lock()
+    sessions = [_client(url) for _ in range(clients)]
+
+    def work(index: int):
+        for i in range(requests):
+            picture = EXAMPLES[(index + i) % len(EXAMPLES)]
+            start = time.perf_counter()
+            try:
+                sessions[index].predict(handle_file(str(picture)), api_name="/predict")
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+            except Exception as err:  # noqa: BLE001 - counted and reported
+                with lock:
+                    errors.append(repr(err)[:200])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    ordered = sorted(latencies)
+    return {"requests": clients * requests, "ok": len(latencies), "errors": len(errors), "seconds": round(elapsed, 2),
+            "req_per_s": round(len(latencies) / elapsed, 2),
+            "p50_s": round(statistics.median(ordered), 3) if ordered else None,
+            "p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 3) if ordered else None,
+            "first_errors": errors[:3]}
+
+
+def hostile_loop(url: str, files: list[tuple[str, Path]], stop: threading.Event, counts: dict) -> None:
+    from gradio_client import handle_file
+
+    client = _client(url)
+    while not stop.is_set():
+        for endpoint, path in files:
+            if stop.is_set():
+                return
+            argument = [handle_file(str(path))] if endpoint == "/batch" else handle_file(str(path))
+            try:
+                client.predict(argument, api_name=endpoint)
+                counts["accepted"] = counts.get("accepted", 0) + 1
+            except Exception:  # noqa: BLE001 - refusals are the expected outcome
+                counts["refused"] = counts.get("refused", 0) + 1
+            httpx.post(url + "login", data={"username": USER[0], "password": "wrong-guess"})
+
+
+def login_flood(url: str, stop: threading.Event, threads: int = 10) -> list[threading.Thread]:
+    def flood(index: int):
+        with httpx.Client(transport=httpx.HTTPTransport(local_address=f"127.0.0.{10 + index}")) as client:
+            while not stop.is_set():
+                client.post(url + "login", data={"username": "admin", "password": f"guess-{time.time()}"})
+
+    workers = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
+def watch_memory(process: subprocess.Popen, peak: list, stop: threading.Event) -> None:
+    while not stop.is_set():
+        peak[0] = max(peak[0], rss(process))
+        time.sleep(0.05)
+
+
+def rss(process: subprocess.Popen) -> int:
+    import psutil
+
+    return psutil.Process(process.pid).memory_info().rss
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=50, help="concurrent normal clients")
+    parser.add_argument("--requests", type=int, default=20, help="/predict calls per client")
+    parser.add_argument("--no-hostile", action="store_true", help="no hostile uploads during the app's run")
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "load.json"))
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return 0
+    folder = Path(tempfile.mkdtemp(prefix="cifake-load-"))
+    app_url, app = start_app(folder / "data")
+    bare_url, bare = start_bare()
+    report: dict = {"clients": args.clients, "requests_per_client": args.requests}
+    try:
+        from gradio_client import handle_file
+
+        _client(app_url).predict(handle_file(str(EXAMPLES[0])), api_name="/predict")  # model loaded before timing
+        report["bare"] = run_clients(bare_url, args.clients, args.requests)
+        baseline, peak, stop = rss(app), [rss(app)], threading.Event()
+        watcher = threading.Thread(target=watch_memory, args=(app, peak, stop), daemon=True)
+        watcher.start()
+        counts: dict = {}
+        hostile = [] if args.no_hostile else [threading.Thread(target=hostile_loop, args=(
+            app_url, hostile_files(folder), stop, counts), daemon=True) for _ in range(2)]
+        for thread in hostile:
+            thread.start()
+        report["app"] = run_clients(app_url, args.clients, args.requests)
+        stop.set()
+        for thread in hostile:
+            thread.join(120)
+        report["app"]["hostile"] = counts
+        report["app"]["peak_memory_over_idle_mb"] = round((peak[0] - baseline) / 2**20)
+        report["ratio_req_per_s"] = round(report["app"]["req_per_s"] / report["bare"]["req_per_s"], 3)
+        report["login_flood"] = measure_login_flood(app_url)
+    finally:
+        for process in (app, bare):
+            process.terminate()
+            process.wait(30)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def measure_login_flood(url: str, calls: int = 30) -> dict:
+    """/predict p50 of one signed-in client, idle and during a 10-thread flood of wrong sign-ins."""
+    from gradio_client import handle_file
+
+    client = _client(url)
+
+    def p50() -> float:
+        times = []
+        for i in range(calls):
+            start = time.perf_counter()
+            client.predict(handle_file(str(EXAMPLES[i % len(EXAMPLES)])), api_name="/predict")
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    idle = p50()
+    stop = threading.Event()
+    workers = login_flood(url, stop)
+    time.sleep(1)
+    flooded = p50()
+    stop.set()
+    for worker in workers:
+        worker.join(10)
+    return {"idle_p50_s": round(idle, 3), "flood_p50_s": round(flooded, 3), "ratio": round(flooded / idle, 2)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

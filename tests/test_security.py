@@ -1,0 +1,406 @@
+"""What a security probe of the running app got through (issue 12), each finding tried again against the
+real server (`python app.py`, real SQLite, real uploads) and now refused with a clear message."""
+import re
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from appserver import (ADMIN, USER, call_event, free_port, gradio_client, sign_in, start_server, stop_server,
+                       upload)
+from conftest import PROJECT_ROOT
+
+MAX_FILE_MB, ZIP_MAX_MB, BATCH_MAX = 5, 8, 40
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("securitydata")
+    port = free_port()
+    process = start_server(data_dir, port, {
+        "CIFAKE_WARMUP": "0", "CIFAKE_MAX_FILE_MB": str(MAX_FILE_MB), "CIFAKE_ZIP_MAX_MB": str(ZIP_MAX_MB),
+        "CIFAKE_BATCH_MAX_FILES": str(BATCH_MAX), "CIFAKE_LOGIN_ADDRESS_BUDGET": "12"})
+    from webapp.store import Store
+
+    store = Store(folder=data_dir)
+    store.create_user(*USER, email="alice@example.org")
+    store.create_user("bob", "bob-password-123")
+    store.engine.dispose()
+    yield f"http://127.0.0.1:{port}/", data_dir, process
+    stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory):
+    """Short idle time, tight per-address limits, deployed-on-Spaces headers."""
+    data_dir = tmp_path_factory.mktemp("strictdata")
+    port = free_port()
+    process = start_server(data_dir, port, {
+        "CIFAKE_WARMUP": "0", "CIFAKE_SESSION_IDLE_MINUTES": "0.1", "CIFAKE_REGISTRATIONS_PER_HOUR": "2",
+        "CIFAKE_VISITOR_PER_MINUTE": "2", "SPACE_HOST": "someone-cifake.hf.space", "CIFAKE_TRUST_PROXY": "1"})
+    from webapp.store import Store
+
+    Store(folder=data_dir).create_user(*USER)
+    yield f"http://127.0.0.1:{port}/", data_dir
+    stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def user_client(server):
+    return gradio_client(server[0], USER)
+
+
+@pytest.fixture(scope="module")
+def admin_client(server):
+    return gradio_client(server[0], ADMIN)
+
+
+def _server_rss(process) -> int:
+    import psutil
+
+    return psutil.Process(process.pid).memory_info().rss
+
+
+# -- 1. zips are streamed under limits ----------------------------------------------------------------
+def _zip(path: Path, entries: dict, method=zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _forge_sizes(path: Path, claimed: int) -> Path:
+    """Rewrite every size field of a zip (local headers and central directory) to `claimed` bytes."""
+    data = bytearray(path.read_bytes())
+    for match in re.finditer(rb"PK\x03\x04", data):
+        struct.pack_into("<I", data, match.start() + 22, claimed)
+    for match in re.finditer(rb"PK\x01\x02", data):
+        struct.pack_into("<I", data, match.start() + 24, claimed)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _half_random(size: int) -> bytes:
+    """Bytes that compress about 3:1 (so a zip of them is smaller than its content, but no bomb)."""
+    import numpy as np
+
+    return np.random.default_rng(0).integers(0, 4, size, dtype=np.uint8).tobytes()
+
+
+def _batch(client, *paths):
+    from gradio_client import handle_file
+
+    return client.predict([handle_file(str(p)) for p in paths], api_name="/batch")
+
+
+def test_a_zip_with_too_many_pictures_is_refused_naming_the_limit(user_client, tmp_path, sample_paths):
+    picture = sample_paths["REAL"][0].read_bytes()
+    archive = _zip(tmp_path / "many.zip", {f"p{i:05d}.jpg": picture for i in range(BATCH_MAX + 1)})
+    with pytest.raises(Exception, match=f"at most {BATCH_MAX} are accepted"):
+        _batch(user_client, archive)
+
+
+def test_an_entry_larger_than_the_upload_limit_is_refused(user_client, tmp_path):
+    archive = _zip(tmp_path / "big.zip", {"big.png": _half_random((MAX_FILE_MB + 1) * 2**20)})
+    with pytest.raises(Exception, match=f"larger than {MAX_FILE_MB} MB when unpacked"):
+        _batch(user_client, archive)
+
+
+def test_a_zip_unpacking_past_the_total_limit_is_refused(user_client, tmp_path):
+    archive = _zip(tmp_path / "total.zip", {f"part{i}.png": _half_random(3 * 2**20) for i in range(3)})
+    with pytest.raises(Exception, match=f"more than {ZIP_MAX_MB} MB in all"):
+        _batch(user_client, archive)
+
+
+def test_a_zip_bomb_is_refused_without_unpacking_it(server, user_client, tmp_path):
+    archive = _zip(tmp_path / "bomb.zip", {"bomb.jpg": bytes(200 * 2**20)})  # 200 MB of zeros, ~200 KB packed
+    before = _server_rss(server[2])
+    with pytest.raises(Exception, match="zip bomb"):
+        _batch(user_client, archive)
+    assert _server_rss(server[2]) - before < 200 * 2**20
+
+
+def test_forged_size_fields_give_a_clear_message_and_no_memory(server, user_client, tmp_path):
+    archive = _forge_sizes(_zip(tmp_path / "forged.zip", {"bomb.jpg": bytes(100 * 2**20)}), 1000)
+    before = _server_rss(server[2])
+    with pytest.raises(Exception, match="damaged|zip bomb") as caught:
+        _batch(user_client, archive)
+    assert "Traceback" not in str(caught.value)
+    assert _server_rss(server[2]) - before < 200 * 2**20
+
+
+@pytest.mark.parametrize("endpoint", ["/admin_add_labelled", "/admin_evaluate"])
+def test_admin_zip_uploads_have_the_same_guard(admin_client, tmp_path, endpoint):
+    from gradio_client import handle_file
+
+    archive = handle_file(str(_zip(tmp_path / "labelled.zip", {"REAL/bomb.jpg": bytes(100 * 2**20)})))
+    arguments = (archive,) if endpoint == "/admin_add_labelled" else ("Uploaded labelled zip", archive)
+    with pytest.raises(Exception, match="zip bomb"):
+        admin_client.predict(*arguments, api_name=endpoint)
+
+
+def test_the_cli_reports_a_forged_zip_without_a_traceback(tmp_path):
+    archive = _forge_sizes(_zip(tmp_path / "forged.zip", {"bomb.jpg": bytes(20 * 2**20)}), 1000)
+    result = subprocess.run([sys.executable, "-m", "inference", str(archive)], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.search(r"error: .*forged\.zip (is damaged|unpacks to over)", result.stderr), result.stderr
+
+
+# -- 2. huge pictures: bounded memory ------------------------------------------------------------------
+def _png(width: int, height: int, bits: int) -> bytes:
+    """A flat PNG of width x height written with zlib directly (fast): 8-bit RGB or 16-bit grey."""
+    colour_type, row = (2, bytes(3 * width)) if bits == 8 else (0, b"\x03\xe8" * width)
+    compressor = zlib.compressobj(1)
+    body = b"".join(compressor.compress(b"\x00" + row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, bits, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def test_four_concurrent_49_megapixel_pngs_stay_under_1_5_gb_and_memory_comes_back(server, tmp_path):
+    from gradio_client import handle_file
+
+    paths = []
+    for i, bits in enumerate((8, 16, 8, 16)):
+        path = tmp_path / f"huge{i}_{bits}bit.png"
+        path.write_bytes(_png(7000, 7000, bits))
+        paths.append(path)
+    clients = [gradio_client(server[0], USER) for _ in paths]
+    clients[0].predict(handle_file(str(paths[0])), api_name="/predict")  # first use: model and code loaded
+    baseline = _server_rss(server[2])
+    peak, done = [baseline], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], _server_rss(server[2]))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    results = [None] * len(paths)
+
+    def send(i):
+        results[i] = clients[i].predict(handle_file(str(paths[i])), api_name="/predict")
+
+    senders = [threading.Thread(target=send, args=(i,)) for i in range(len(paths))]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join(600)
+    done.set()
+    watcher.join()
+    assert all(r is not None and r[0] in ("REAL", "FAKE", "UNCERTAIN") for r in results)
+    assert peak[0] - baseline < 1.5 * 2**30, f"peak +{(peak[0] - baseline) / 2**20:.0f} MB"
+    assert _server_rss(server[2]) - baseline < 300 * 2**20, "memory was not given back"
+
+
+# -- 3. sign-in throttling per (account, address) --------------------------------------------------------
+def _post_login(url: str, name: str, password: str, address: str) -> httpx.Response:
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=60) as client:
+        return client.post(url + "login", data={"username": name, "password": password})
+
+
+def test_an_attacker_at_one_address_cannot_lock_the_admin_out_at_another(server):
+    statuses = [_post_login(server[0], ADMIN[0], f"guess-{i}", "127.0.0.2").status_code for i in range(8)]
+    assert statuses[:3] == [401, 401, 401] and 429 in statuses  # the attacker waits longer and longer ...
+    assert _post_login(server[0], *ADMIN, "127.0.0.1").status_code == 200  # ... the admin elsewhere does not
+
+
+def test_each_address_has_a_budget_of_failures_over_all_accounts(server):
+    statuses = [_post_login(server[0], f"someone{i}", "wrong-password", "127.0.0.3").status_code for i in range(14)]
+    assert statuses[:12] == [401] * 12 and statuses[12:] == [429, 429]
+    refused = _post_login(server[0], *USER, "127.0.0.3")
+    assert refused.status_code == 429 and "Too many failed sign-ins from your address" in refused.text
+    assert _post_login(server[0], *USER, "127.0.0.1").status_code == 200
+
+
+def test_old_failure_records_are_pruned(server):
+    db = sqlite3.connect(server[1] / "cifake.sqlite3")
+    with db:
+        db.executemany("insert into login_attempts (username, address, at) values (?, ?, ?)",
+                       [("old", "10.0.0.1", 1000.0 + i) for i in range(50)])
+    time.sleep(61)  # pruning runs at most once a minute
+    _post_login(server[0], "nobody", "wrong-password", "127.0.0.5")
+    assert db.execute("select count(*) from login_attempts where at < 2000").fetchone()[0] == 0
+
+
+def test_password_hashing_runs_off_the_event_loop():
+    """A flood of sign-ins must not stall other requests: scrypt runs in worker threads, a few at once."""
+    source = (PROJECT_ROOT / "webapp" / "server.py").read_text()
+    assert "anyio.to_thread.run_sync(auth.sign_in" in source and "limiter=hash_slots" in source
+
+
+# -- 4. sessions end with their user, and when idle ----------------------------------------------------------
+@pytest.mark.parametrize("action", ["disable", "reset", "delete", "own password"])
+def test_a_session_ends_at_once_when_its_user_is_disabled_reset_or_deleted(server, admin_client, action):
+    name = f"victim-{action.replace(' ', '-')}"
+    admin_client.predict(name, "victim-password-1", "user", api_name="/admin_create_user")
+    http = sign_in(server[0], name, "victim-password-1")
+    assert call_event(http, "history", [])[0]
+    if action == "disable":
+        admin_client.predict(name, api_name="/admin_disable_user")
+    elif action == "reset":
+        admin_client.predict(name, "victim-password-2", api_name="/admin_reset_password")
+    elif action == "delete":
+        admin_client.predict(name, api_name="/admin_delete_user")
+    else:
+        other = sign_in(server[0], name, "victim-password-1")
+        ok, _ = call_event(other, "change_password", ["victim-password-1", "victim-password-3", "victim-password-3"])
+        assert ok
+    ok, message = call_event(http, "history", [])
+    assert not ok and "Please sign in" in message
+
+
+def test_sessions_expire_after_the_idle_time(strict_server):
+    http = sign_in(strict_server[0], *USER)
+    assert call_event(http, "history", [])[0]
+    time.sleep(8)  # CIFAKE_SESSION_IDLE_MINUTES=0.1
+    ok, message = call_event(http, "history", [])
+    assert not ok and "Please sign in" in message
+
+
+# -- 5. user files only for their owner and admins --------------------------------------------------------
+def test_profile_pictures_and_stored_inputs_only_for_owner_and_admins(server, sample_paths, user_client):
+    from gradio_client import handle_file
+
+    alice = sign_in(server[0], *USER)
+    ok, _ = call_event(alice, "save_profile", ["Alice", "alice@example.org", "", None, "",
+                                               upload(alice, sample_paths["REAL"][0])])
+    assert ok
+    user_client.predict(handle_file(str(sample_paths["FAKE"][0])), api_name="/predict")
+    record = user_client.predict(api_name="/history")[0]["id"]
+    bob, admin = sign_in(server[0], "bob", "bob-password-123"), sign_in(server[0], *ADMIN)
+    for path in ("/media/profile/alice", f"/media/input/{record}"):
+        assert alice.get(path).headers["content-type"] == "image/png"
+        assert admin.get(path).status_code == 200
+        assert bob.get(path).status_code == 404
+        assert httpx.get(server[0] + path.lstrip("/")).status_code == 404
+    picture = server[1] / "profiles" / "alice.png"
+    assert picture.exists()
+    for client in (bob, alice):  # Gradio's file route does not serve the data folder at all
+        assert client.get(f"/gradio_api/file={picture}").status_code in (403, 404)
+    stored = next((server[1] / "images").glob("*.png"))
+    assert bob.get(f"/gradio_api/file={stored}").status_code in (403, 404)
+
+
+# -- 6. registration -----------------------------------------------------------------------------------
+def _register(http: httpx.Client, username: str, password: str, email: str, headers: dict | None = None):
+    fields = [username, "Reg Test", email, "", None, "", None, password, password]
+    call_event(http, "registration_token", [], session="reg", headers=headers)
+    return call_event(http, "register", fields + [None], session="reg", headers=headers)
+
+
+def test_a_cross_site_post_is_refused(server):
+    response = httpx.post(server[0] + "gradio_api/queue/join", headers={"Origin": "https://evil.example"},
+                          json={"data": [], "fn_index": 0, "session_hash": "x"})
+    assert response.status_code == 403 and "Cross-site" in response.text
+    assert httpx.post(server[0] + "login", headers={"Origin": "https://evil.example"},
+                      data={"username": "a", "password": "b"}).status_code == 403
+
+
+def test_registration_without_the_form_token_is_refused(server):
+    http = httpx.Client(base_url=server[0], timeout=60)  # never loaded the page: no CSRF cookie
+    ok, message = call_event(http, "register", ["csrf-victim", "X", "x@example.org", "", None, "", None,
+                                                "long-password-99", "long-password-99", None])
+    assert not ok and "came from another site" in message
+
+
+@pytest.mark.parametrize("username, password, message", [
+    ("Admin", "harbour-lantern-97", "is taken"),
+    ("ALICE", "harbour-lantern-97", "is taken"),
+    ("weakling", "aaaaaaaaaa", "too few characters"),
+    ("weakling", "weakling", "at least 10"),
+    ("weakling22", "Weakling22", "not be the user name"),
+    ("weakling", "qwertyuiop", "common passwords"),
+])
+def test_registration_refuses_case_twins_and_weak_passwords(server, username, password, message):
+    http = httpx.Client(base_url=server[0], timeout=60)
+    http.get("/")
+    ok, error = _register(http, username, password, f"{username.lower()}@example.net")
+    assert not ok and message in error
+
+
+def test_registration_is_limited_per_address(strict_server):
+    http = httpx.Client(base_url=strict_server[0], timeout=60)
+    http.get("/")
+    results = [_register(http, f"limited{i}", "harbour-lantern-97", f"limited{i}@example.org") for i in range(3)]
+    assert [ok for ok, _ in results] == [True, True, False]
+    assert "Too many new accounts" in results[2][1]
+
+
+def test_visitor_predictions_are_limited_per_address(strict_server, sample_paths):
+    http = httpx.Client(base_url=strict_server[0], timeout=300)
+    picture = upload(http, sample_paths["REAL"][0])
+    outcomes = [call_event(http, "analyse", [picture, "Grad-CAM", "predicted class", 0.45]) for _ in range(3)]
+    assert [ok for ok, _ in outcomes] == [True, True, False] and "Too many pictures" in outcomes[2][1]
+
+
+# -- 7. security headers, frames, secure cookies -----------------------------------------------------------
+def test_pages_carry_security_headers_and_the_app_still_works(server, user_client):
+    headers = httpx.get(server[0]).headers
+    assert "frame-ancestors 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "same-origin"
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    assert user_client.predict(api_name="/history") is not None  # the API works under these headers
+
+
+def test_on_spaces_only_the_space_may_frame_the_app_and_cookies_are_secure_over_https(strict_server):
+    headers = httpx.get(strict_server[0]).headers
+    assert "frame-ancestors 'self' https://huggingface.co https://someone-cifake.hf.space" in \
+        headers["content-security-policy"] and "x-frame-options" not in headers
+    response = httpx.post(strict_server[0] + "login", data={"username": USER[0], "password": USER[1]},
+                          headers={"X-Forwarded-Proto": "https"})
+    cookie = response.headers["set-cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+# -- 8. CSV exports do not run formulas ------------------------------------------------------------------------
+def test_csv_cells_starting_with_a_formula_sign_are_escaped(server, user_client, tmp_path, sample_paths):
+    formula = '=HYPERLINK("http://evil.example","x").jpg'
+    archive = _zip(tmp_path / "formula.zip", {formula: sample_paths["REAL"][0].read_bytes(),
+                                              "@SUM(A1).jpg": sample_paths["FAKE"][0].read_bytes()})
+    _, _, csv_path = _batch(user_client, archive)
+    text = Path(csv_path).read_text()
+    assert "\"'=HYPERLINK(" in text and "'@SUM(A1).jpg" in text
+    assert not re.search(r'(^|,)"?[=+@-]', text, re.MULTILINE)
+    alice = sign_in(server[0], *USER)
+    ok, outputs = call_event(alice, "load_history", [])
+    history_csv = alice.get(f"/gradio_api/file={outputs[3]['path']}").text
+    assert "'=HYPERLINK(" in history_csv and not re.search(r'(^|,)"?[=+@]', history_csv, re.MULTILINE)
+
+
+def test_the_cli_csv_is_escaped_too(tmp_path, sample_paths):
+    (tmp_path / "+cmd.jpg").write_bytes(sample_paths["REAL"][0].read_bytes())
+    out = tmp_path / "out.csv"
+    env = {**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    subprocess.run([sys.executable, "-m", "inference", "+cmd.jpg", "--csv", str(out)], cwd=tmp_path, env=env,
+                   capture_output=True, timeout=300, check=True)
+    rows = out.read_text().splitlines()[1:]
+    assert rows and rows[0].startswith("'+cmd.jpg,")
+
+
+# -- 9. server-side rendering off (CVE-2026-134825) ------------------------------------------------------------
+def test_ssr_is_off_with_the_advisory_named_and_gradio_pinned():
+    source = (PROJECT_ROOT / "webapp" / "server.py").read_text()
+    assert "ssr_mode=False" in source and "CVE-2026-134825" in source
+    assert "gradio==6.31.0" in (PROJECT_ROOT / "requirements.txt").read_text()
+
+
+def test_a_forged_host_header_gets_no_signed_in_page(server):
+    page = httpx.get(server[0], headers={"Host": "evil.example"})
+    assert page.status_code == 200 and "Signed in as" not in page.text
+    assert httpx.get(server[0] + "gradio_api/info", headers={"Host": "evil.example"}).status_code == 200
+    ok, message = call_event(httpx.Client(base_url=server[0], headers={"Host": "localhost"}), "history", [])
+    assert not ok and "Please sign in" in message
