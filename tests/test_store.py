@@ -171,3 +171,26 @@ def test_a_starting_replica_removes_only_stale_staging_folders(tmp_path):
         os.utime(path, (two_hours_ago, two_hours_ago))
     Registry(root, EXPORTED)
     assert fresh.exists() and not stale.exists()
+
+
+def test_replicas_starting_together_create_one_admin(database_url, tmp_path):
+    stores = [Store(database_url, tmp_path / f"replica_{i}") for i in range(4)]
+    results, errors = [], []
+
+    def start(store):
+        try:
+            results.append(store.ensure_admin("admin"))  # no password given: each would generate one
+        except Exception as err:  # noqa: BLE001 (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=start, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len([r for r in results if r]) == 1  # one password printed, the one that works
+    assert stores[0].authenticate("admin", next(r for r in results if r))
+    assert [u["username"] for u in stores[1].list_users()] == ["admin"]
+    for store in stores:
+        store.engine.dispose()

@@ -468,7 +468,12 @@ class Store:
         generated = None
         if not password:
             password = generated = secrets.token_urlsafe(15)
-        self.create_user(username, password, role="admin")
+        try:
+            self.create_user(username, password, role="admin")
+        except (AccountError, sa.exc.IntegrityError):
+            if self.has_admin():  # another replica starting at the same moment made it: its password holds
+                return None
+            raise
         return generated
 
     # -- history ---------------------------------------------------------------------------------
