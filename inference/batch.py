@@ -22,9 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from inference.archive import IMAGE_SUFFIXES, ZipLimitError, ZipLimits, _read_entry, picture_entries
+from inference.csvsafe import spreadsheet_safe
 from inference.model_card import EXPORTED_DIR
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}  # as the CLI
+# Zips are listed as the CLI lists them; each entry is unpacked under the CLI's per-entry caps (size, ratio),
+# an entry over them becomes an error row. No cap on entries or total size: batch jobs are large by design.
+BATCH_ZIP_LIMITS = ZipLimits(max_entries=10**9, max_total_bytes=1 << 62)
 NAME_COLUMNS = ("file", "path", "name", "filename")  # a Parquet column naming each picture, if present
 IMAGE_COLUMNS = ("image", "bytes", "content", "data")  # preferred image columns, else the first binary one
 RESULT_COLUMNS = ("file", "label", "p_fake", "confidence", "band", "out_of_domain", "error")
@@ -61,10 +65,13 @@ def list_work(paths: list[str]) -> Iterator[dict]:
             for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
                 yield _item("file", str(file), str(file))
         elif path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                for name in sorted(archive.namelist()):
-                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                        yield _item("zip", f"{path}:{name}", str(path), member=name)
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    entries = picture_entries(archive, BATCH_ZIP_LIMITS, str(path))
+            except zipfile.BadZipFile as err:
+                raise ZipLimitError(f"{path} is damaged ({err}).") from None
+            for info in entries:
+                yield _item("zip", f"{path}:{info.filename}", str(path), member=info.filename)
         elif is_parquet(path):
             import pyarrow.parquet as pq
 
@@ -141,14 +148,20 @@ class Scorer:
         return _results_table(rows, self.config.timings)
 
     def _sources(self, item: dict) -> Iterator[tuple[str, object]]:
-        """(name, source) pairs for one work item: a Path (as the CLI passes), zip bytes or Parquet bytes."""
+        """(name, source) pairs for one work item: a Path (as the CLI passes), zip bytes or Parquet bytes
+        (or a ValueError naming why the entry could not be read)."""
         kind, path = str(item["kind"]), str(item["path"])
         if kind == "file":
             yield str(item["file"]), Path(path)
         elif kind == "zip":
             if path not in self.archives:
                 self.archives[path] = zipfile.ZipFile(path)
-            yield str(item["file"]), self.archives[path].read(str(item["member"]))
+            archive = self.archives[path]
+            try:
+                info = archive.getinfo(str(item["member"]))
+                yield str(item["file"]), _read_entry(archive, info, BATCH_ZIP_LIMITS, path, 1 << 62)
+            except (ZipLimitError, KeyError, zipfile.BadZipFile) as err:
+                yield str(item["file"]), ValueError(str(err))
         else:
             yield from self._parquet_sources(path, int(item["row_group"]))
 
@@ -173,6 +186,8 @@ class Scorer:
             started = time.perf_counter()
             row = {"file": name, "error": None, "decode_s": 0.0, "model_s": 0.0}
             try:
+                if isinstance(source, ValueError):  # the picture could not even be read
+                    raise source
                 ready.append((row, self.classifier.prepare(source, name).pixels))
             except ValueError as err:
                 row["error"] = str(err)
@@ -241,8 +256,9 @@ def start_ray(config: BatchConfig):
     """Connect to `config.address`, or start a local Ray without a dashboard; returns the ray module."""
     ray = import_ray()
     if not ray.is_initialized():
-        if config.address:
-            ray.init(address=config.address, logging_level="WARNING", log_to_driver=False)
+        if config.address:  # ship this package to the cluster's workers (numpy, Pillow, ORT must be there)
+            ray.init(address=config.address, runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]},
+                     logging_level="WARNING", log_to_driver=False)
         else:
             ray.init(num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
                      logging_level="WARNING", log_to_driver=False)
@@ -298,7 +314,8 @@ def _score_group(ray, items: list[dict], config: BatchConfig):
 
 
 class ResultWriter:
-    """Streams result tables into one Parquet file, or a CSV file written exactly as the CLI's `--csv`."""
+    """Streams result tables into one Parquet file, or a CSV file written exactly as the CLI's `--csv`
+    (text a spreadsheet would run as a formula gets a leading apostrophe)."""
 
     def __init__(self, path: str | Path, timings: bool = False):
         self.path = Path(path)
@@ -329,7 +346,7 @@ class ResultWriter:
             self._csv_file = open(self.path, "w", newline="")
             self._csv = csv.DictWriter(self._csv_file, fieldnames=self.schema.names)
             self._csv.writeheader()
-        self._csv.writerows(table.to_pylist())
+        self._csv.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in table.to_pylist())
 
     def close(self) -> None:
         if self.rows == 0:

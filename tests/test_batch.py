@@ -64,6 +64,18 @@ def test_batch_rows_equal_the_cli_on_hundreds_of_pictures(local_ray, mixed_input
     assert (tmp_path / "ray.csv").read_text() == expected  # same files, order, verdicts, numbers, messages
 
 
+def test_a_zip_bomb_entry_is_an_error_row_and_the_rest_is_scored(local_ray, tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("a.jpg", (EXAMPLES / "fake_169_6.jpg").read_bytes())
+        zipped.writestr("b.png", b"\0" * (60 << 20))  # 60 MB of zeros, packed to ~60 kB
+    batch.run([str(archive)], tmp_path / "out.parquet", CONFIG, progress=False)
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert [r["file"] for r in rows] == [f"{archive}:a.jpg", f"{archive}:b.png"]
+    assert rows[0]["label"] and rows[0]["error"] is None
+    assert rows[1]["label"] is None and "zip bomb" in rows[1]["error"]
+
+
 def test_parquet_output_has_the_cli_columns_and_values(local_ray, mixed_inputs, tmp_path):
     batch.run(mixed_inputs[1:3], tmp_path / "out.parquet", CONFIG, progress=False)
     table = pq.read_table(tmp_path / "out.parquet")
