@@ -31,17 +31,17 @@ def start_server(data_dir, port: int, extra_env: dict | None = None, log_name: s
     log = open(data_dir / log_name, "w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
-    deadline = time.time() + 300  # a busy shared machine starts slowly
+    deadline = time.time() + 900  # a busy shared machine starts slowly
     while time.time() < deadline:
         if process.poll() is not None:
             raise RuntimeError("app.py exited:\n" + (data_dir / log_name).read_text())
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/config", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/config", timeout=60).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.5)
     process.kill()
-    raise RuntimeError("app.py did not start in 300 s:\n" + (data_dir / log_name).read_text())
+    raise RuntimeError("app.py did not start in 900 s:\n" + (data_dir / log_name).read_text())
 
 
 def stop_server(process: subprocess.Popen) -> None:

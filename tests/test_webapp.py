@@ -28,9 +28,104 @@ def test_inference_imports_nothing_of_the_web_side():
 def test_users_cli_creates_and_lists_accounts(tmp_path):
     env = {**os.environ, "CIFAKE_PASSWORD": "carol-password-123"}
     run = lambda *args: subprocess.run([sys.executable, "-m", "webapp.users", "--data-dir", str(tmp_path), *args],  # noqa: E731
-                                       cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+                                       cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     created = run("create", "carol")
     assert created.returncode == 0, created.stderr
     listed = run("list")
     assert "carol" in listed.stdout and "user" in listed.stdout
     assert run("create", "x").returncode == 2  # a bad user name is a clear error, not a traceback
+
+
+# -- the parts behind the pages, without a server ------------------------------------------------------
+def test_result_files_older_than_their_age_are_swept(tmp_path):
+    from webapp.context import TempFiles
+
+    temp = TempFiles(max_age=60)
+    old, new = temp.write(b"old", ".csv"), temp.write(b"new", ".csv")
+    os.utime(old, (0, 0))
+    assert temp.sweep(force=True) == 1
+    assert not os.path.exists(old) and os.path.exists(new)
+
+
+def test_gradio_cache_is_swept_too():
+    from webapp.ui import CACHE_SWEEP
+
+    assert CACHE_SWEEP[0] > 0 and CACHE_SWEEP[1] > 0  # passed to gr.Blocks(delete_cache=...)
+    assert "delete_cache=CACHE_SWEEP" in (PROJECT_ROOT / "webapp" / "ui.py").read_text()
+
+
+def test_rate_limiter_allows_the_limit_then_says_how_long_to_wait():
+    from webapp.limits import RateLimiter
+
+    limiter = RateLimiter(2, 60.0)
+    assert [limiter.wait_time("a", now=0), limiter.wait_time("a", now=1)] == [0.0, 0.0]
+    assert limiter.wait_time("a", now=2) == 58.0
+    assert limiter.wait_time("b", now=2) == 0.0  # another address is not affected
+    assert limiter.wait_time("a", now=61) == 0.0
+
+
+def test_password_rules_name_the_problem():
+    from webapp.store import password_problem
+
+    assert "at least 10" in password_problem("short")
+    assert "user name" in password_problem("Margaret-1", "margaret")
+    assert "common" in password_problem("password123")
+    assert "different" in password_problem("aaaaaaaaaa") or "common" in password_problem("aaaaaaaaaa")
+    assert "different" in password_problem("abababababab")
+    assert password_problem("harbour-lantern-97", "margaret") is None
+
+
+def test_sign_in_delay_is_per_account_and_address(tmp_path):
+    from webapp.auth import Auth, LoginPolicy, LoginRefused
+    from webapp.store import Store
+
+    store = Store(folder=tmp_path)
+    store.create_user("margaret", "harbour-lantern-97", email="m@example.org")
+    auth = Auth(store, b"k" * 32, policy=LoginPolicy(free_failures=2, address_budget=100))
+    for _ in range(2):
+        assert auth.sign_in("margaret", "wrong-password", "10.0.0.1") is None
+    import pytest
+
+    with pytest.raises(LoginRefused):
+        auth.sign_in("margaret", "harbour-lantern-97", "10.0.0.1")  # that pair waits now ...
+    assert auth.sign_in("M@example.org", "harbour-lantern-97", "10.0.0.2") == "margaret"  # ... others do not
+
+
+def test_cookies_are_signed(tmp_path):
+    from webapp.auth import Auth
+    from webapp.store import Store
+
+    auth = Auth(Store(folder=tmp_path), b"k" * 32)
+    signed = auth.sign("token-value")
+    assert auth.unsign(signed) == "token-value"
+    assert auth.unsign(signed[:-1] + ("0" if signed[-1] != "0" else "1")) is None
+    assert auth.unsign("token-value") is None
+
+
+def test_zip_limits_count_the_bytes_actually_unpacked(tmp_path):
+    import zipfile
+
+    import pytest
+
+    from inference.archive import ZipLimitError, ZipLimits, iter_zip_pictures
+
+    path = tmp_path / "z.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.jpg", bytes(3 * 2**20))
+    with pytest.raises(ZipLimitError, match="zip bomb"):
+        list(iter_zip_pictures(path, ZipLimits(max_ratio=10)))
+    with pytest.raises(ZipLimitError, match="larger than 2 MB"):
+        list(iter_zip_pictures(path, ZipLimits(max_entry_bytes=2 * 2**20, max_ratio=1e9)))
+    assert [n for n, _ in iter_zip_pictures(path, ZipLimits(max_ratio=1e9))] == ["a.jpg"]
+
+
+def test_csv_formulas_are_escaped():
+    import io
+
+    from inference.csvsafe import spreadsheet_safe, write_rows
+
+    assert [spreadsheet_safe(v) for v in ("=1+1", "+1", "-1", "@A", "cat.jpg", 0.5)] == \
+        ["'=1+1", "'+1", "'-1", "'@A", "cat.jpg", 0.5]
+    buffer = io.StringIO()
+    write_rows(buffer, ["file"], [["=HYPERLINK(1)"]])
+    assert buffer.getvalue().splitlines() == ["file", "'=HYPERLINK(1)"]

@@ -64,7 +64,7 @@ class GuardMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        if scope["method"] in UNSAFE_METHODS and _cross_site(headers):
+        if scope["method"] in UNSAFE_METHODS and _cross_site(headers, self.ctx.settings.trust_proxy):
             response = JSONResponse({"detail": "Cross-site request refused."}, status_code=403)
             return await response(scope, receive, send)
         https = is_https(scope, self.ctx.settings.trust_proxy)
@@ -85,13 +85,15 @@ class GuardMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def _cross_site(headers: dict) -> bool:
+def _cross_site(headers: dict, trust_proxy: bool) -> bool:
+    """A browser's write from another site (clients that send no Origin, like gradio_client, pass)."""
     if headers.get(b"sec-fetch-site", b"") == b"cross-site":
         return True
     origin = headers.get(b"origin")
     if not origin or origin == b"null":
         return origin == b"null"
-    return urlsplit(origin.decode("latin-1")).netloc != headers.get(b"host", b"").decode("latin-1")
+    host = (trust_proxy and headers.get(b"x-forwarded-host")) or headers.get(b"host", b"")
+    return urlsplit(origin.decode("latin-1")).netloc != host.decode("latin-1").split(",")[0].strip()
 
 
 def _cookie(name: str, value: str, https: bool, max_age: int | None, same_site: str = "lax") -> str:

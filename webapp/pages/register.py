@@ -39,7 +39,10 @@ def registration_problem(username, full_name, email, mobile, age, address, passw
 
 def build(ctx: AppContext) -> Page:
     def registration_token(request: gr.Request):
-        return ctx.auth.csrf_token(request.cookies.get(CSRF_COOKIE))
+        """On open: the form token bound to the browser's CSRF cookie; the form only for visitors."""
+        user = ctx.user(request)
+        note = "" if user is None else f"You are signed in as **{user.username}**; sign out to register someone else."
+        return ctx.auth.csrf_token(request.cookies.get(CSRF_COOKIE)), gr.Column(visible=user is None), note
 
     def register(username, full_name, email, mobile, age, address, picture, password, repeat, csrf,
                  request: gr.Request):
@@ -71,23 +74,25 @@ def build(ctx: AppContext) -> Page:
             gr.Markdown("Registration is closed here; an administrator creates accounts.")
             return Page(tab, "visitor")
         gr.Markdown("### Create an account\nSigned-in users get Batch, History, Profile and can flag verdicts.")
-        with gr.Row():
-            username = gr.Textbox(label="User name (3-40: letters, digits, _ . @ -)", elem_id="reg-username")
-            full_name = gr.Textbox(label="Full name", elem_id="reg-fullname")
-            email = gr.Textbox(label="E-mail", elem_id="reg-email")
-        with gr.Row():
-            mobile = gr.Textbox(label="Mobile number", elem_id="reg-mobile")
-            age = gr.Number(label="Age", precision=0, elem_id="reg-age")
-            address = gr.Textbox(label="Address", elem_id="reg-address")
-        picture = gr.File(label="Profile picture (optional)", file_types=IMAGE_TYPES, type="filepath",
-                          elem_id="reg-picture")
-        with gr.Row():
-            password = gr.Textbox(label=f"Password (≥ {MIN_PASSWORD} characters, not common)", type="password",
-                                  elem_id="reg-password")
-            repeat = gr.Textbox(label="Repeat the password", type="password", elem_id="reg-repeat")
+        note = gr.Markdown()
+        with gr.Column() as form:
+            with gr.Row():
+                username = gr.Textbox(label="User name (3-40: letters, digits, _ . @ -)", elem_id="reg-username")
+                full_name = gr.Textbox(label="Full name", elem_id="reg-fullname")
+                email = gr.Textbox(label="E-mail", elem_id="reg-email")
+            with gr.Row():
+                mobile = gr.Textbox(label="Mobile number", elem_id="reg-mobile")
+                age = gr.Number(label="Age", precision=0, elem_id="reg-age")
+                address = gr.Textbox(label="Address", elem_id="reg-address")
+            picture = gr.File(label="Profile picture (optional)", file_types=IMAGE_TYPES, type="filepath",
+                              elem_id="reg-picture")
+            with gr.Row():
+                password = gr.Textbox(label=f"Password (≥ {MIN_PASSWORD} characters, not common)", type="password",
+                                      elem_id="reg-password")
+                repeat = gr.Textbox(label="Repeat the password", type="password", elem_id="reg-repeat")
+            create = gr.Button("Register", variant="primary", elem_id="reg-submit")
+            result = gr.Markdown(elem_id="reg-result")
         csrf = gr.State("")
-        create = gr.Button("Register", variant="primary", elem_id="reg-submit")
-        result = gr.Markdown(elem_id="reg-result")
         create.click(register, [username, full_name, email, mobile, age, address, picture, password, repeat, csrf],
                      [result, password, repeat], api_visibility="private")
-    return Page(tab, "visitor", [(registration_token, [csrf])])
+    return Page(tab, "visitor", [(registration_token, [csrf, form, note])])

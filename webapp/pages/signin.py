@@ -23,7 +23,16 @@ def signin_form_html(smtp_enabled: bool, error: str = "") -> str:
 <p>No account yet? Open the <b>Register</b> tab.</p>"""
 
 
+def signed_in_html(username: str) -> str:
+    return (f"<p>You are signed in as <b>{html.escape(username)}</b>.</p><form method='post' action='/logout'>"
+            "<button type='submit'>Sign out</button></form>")
+
+
 def build(ctx: AppContext) -> Page:
+    def show_form(request: gr.Request):
+        user = ctx.user(request)  # the tab hides once signed in; should it still show, it says who you are
+        return signin_form_html(ctx.smtp_enabled) if user is None else signed_in_html(user.username)
+
     with gr.Tab("Sign in", id="signin") as tab:
-        gr.HTML(signin_form_html(ctx.smtp_enabled))
-    return Page(tab, "visitor")
+        form = gr.HTML(signin_form_html(ctx.smtp_enabled))
+    return Page(tab, "visitor", [(show_form, [form])])
