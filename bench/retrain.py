@@ -170,9 +170,13 @@ def write_accepted(folder: Path, images: np.ndarray, labels: np.ndarray) -> None
     store.engine.dispose()
 
 
+METHOD_ARGS = {"head": ["--method", "head"], "head-ungated": ["--method", "head", "--no-head-gate"],
+               "memory": ["--method", "memory"], "finetune": ["--method", "finetune"]}
+
+
 def run_worker(folder: Path, method: str, cifake: str | None, extra: list[str]) -> tuple[dict, float]:
     """`python -m training.retrain` in a fresh process, as the Retrain button starts it (never activates)."""
-    cmd = [sys.executable, "-m", "training.retrain", "--data-dir", str(folder), "--method", method,
+    cmd = [sys.executable, "-m", "training.retrain", "--data-dir", str(folder), *METHOD_ARGS[method],
            "--status", str(folder / "status.json"), "--no-activate", *extra]
     if cifake:
         cmd += ["--cifake", cifake]
@@ -239,8 +243,8 @@ def summary_table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=["head", "memory", "finetune"],
-                        choices=["head", "memory", "finetune"])
+    parser.add_argument("--methods", nargs="+", default=["head", "head-ungated", "memory", "finetune"],
+                        choices=list(METHOD_ARGS))
     parser.add_argument("--shares", nargs="+", type=float, default=[0.1, 0.3], help="labelled share per generator")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="scenario splits")
     parser.add_argument("--real-share", type=float, default=0.35, help="share of real photos (whole sources) labelled")

@@ -89,11 +89,12 @@ def _fine_tuning(service):
 
 
 def _pid_alive(pid: int) -> bool:
+    """A running process (a zombie, dead but not yet reaped by its parent, does not count)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    return True
 
 
 def _nothing_half_written(service):
@@ -176,7 +177,7 @@ def test_gate_refuses_a_version_that_does_not_help(service, classifier):
 
 
 # -- worker lifecycle ---------------------------------------------------------------------------------
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_a_second_retrain_is_refused_also_from_a_restarted_app_and_cancel_leaves_nothing(service, classifier):
     from webapp.retrain_jobs import RetrainBusyError
     from webapp.service import DetectorService
@@ -190,7 +191,7 @@ def test_a_second_retrain_is_refused_also_from_a_restarted_app_and_cancel_leaves
     other = DetectorService(service.folder)  # another app process on the same data folder (a restart)
     with pytest.raises(RetrainBusyError, match=f"already in progress \\(run {run_id}"):
         other.start_retrain("admin", extra_args=LONG_RUN)
-    _wait_for(lambda: _fine_tuning(other), 300, "the fine-tuning stage")
+    _wait_for(lambda: _fine_tuning(other), 600, "the fine-tuning stage")
     shown = other.retrain_status()  # the restarted app shows the live worker's real progress
     assert shown["run_id"] == run_id and shown["running"] and shown["progress"] > 0.1
     worker = shown["pid"]
@@ -213,7 +214,7 @@ APP_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_killing_the_app_stops_its_worker_and_a_restarted_app_can_retrain(service, classifier):
     wrong, claimed = _wrong_set(classifier)
     _add_labelled(service, wrong, claimed)
@@ -221,7 +222,7 @@ def test_killing_the_app_stops_its_worker_and_a_restarted_app_can_retrain(servic
                            stdout=subprocess.PIPE, text=True)
     try:
         run_id = app.stdout.readline().strip()
-        _wait_for(lambda: _fine_tuning(service), 300, "the fine-tuning stage")
+        _wait_for(lambda: _fine_tuning(service), 600, "the fine-tuning stage")
         worker = service.retrain_status()["pid"]
         app.kill()  # the app dies without a chance to clean up
         app.wait(30)
@@ -244,13 +245,13 @@ def test_killing_the_app_stops_its_worker_and_a_restarted_app_can_retrain(servic
     _nothing_half_written(service)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_a_killed_worker_leaves_the_served_model_and_registry_intact(service, classifier, sample_paths):
     wrong, claimed = _wrong_set(classifier)
     _add_labelled(service, wrong, claimed)
     expected = classifier.predict(sample_paths["FAKE"][0]).p_fake
     service.start_retrain("admin", extra_args=LONG_RUN)
-    _wait_for(lambda: _fine_tuning(service), 300, "the fine-tuning stage")
+    _wait_for(lambda: _fine_tuning(service), 600, "the fine-tuning stage")
     os.killpg(service.retrain_status()["pid"], signal.SIGKILL)  # a crash, not a polite cancel
     status = service.wait_retrain(60)
     assert status["state"] == "failed" and "stopped before finishing" in status["message"]

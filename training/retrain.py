@@ -9,9 +9,11 @@
    slice committed in `examples/replay/`) and a held-out slice of the original validation data.
 3. One of three methods builds the new version from the active one (the parent):
    - `head` (default): the parent stays frozen; a residual head on its multi-layer pooled moments
-     (training.features) adds to the parent's served logit, new logit = parent logit + w . z + b. It is
-     fitted on the new pictures (class-balanced) while distilling the parent on replay images, so its
-     output on CIFAKE stays near zero. Seconds to fit; the head is part of the ONNX graph.
+     (training.features) adds to the parent's served logit, gated by the parent's own out-of-domain
+     score: new logit = parent logit + gate(ood) * (w . z + b), gate = sigmoid((ood - threshold) / s),
+     so inside the parent's domain (CIFAKE) the parent speaks and beyond it the head does. It is fitted
+     on the new pictures (class-balanced) while distilling the parent on replay images. Seconds to fit;
+     head and gate are part of the ONNX graph. `--no-head-gate` drops the gate.
    - `memory`: the accepted pictures themselves, as an exemplar memory in the same feature space: the
      logit moves by strength x (sum of kernels to FAKE exemplars - sum to REAL exemplars), kernel
      exp((cos - 1) / temperature). Nothing is trained; the memory is part of the ONNX graph.
@@ -69,6 +71,7 @@ class RetrainConfig:
     # head
     head_l2: float = 0.03  # L2 penalty on the head's weights (standardised features)
     distill_weight: float = 10.0  # weight of "stay the parent on replay" against "fit the new pictures"
+    head_gate: bool = True  # the head speaks only where the parent's out-of-domain score is high
     # memory
     memory_temperature: float = 0.05  # kernel width in cosine distance
     memory_strength: float = 2.0  # logit shift per unit of kernel mass
@@ -166,23 +169,34 @@ def next_tag(model) -> str:
     return f"r{n}"
 
 
-def extract_features(parent, images: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 32, 32, 3) uint8 -> (served logit (N,), pooled moments (N, M)) of the frozen parent, float64."""
+def extract_features(parent, images: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
+    """(N, 32, 32, 3) uint8 -> the frozen parent's {"logit": served logit (N,), "moments": pooled moments
+    (N, M), "ood": out-of-domain score (N,)}, float64."""
     import keras
 
     from training.features import pooled_moments
 
-    probe = keras.Model(parent.input, [served_logit(parent), pooled_moments(parent, prefix="probe_moments")])
-    logits, moments = probe.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    return logits.reshape(-1).astype(np.float64), moments.astype(np.float64)
+    probe = keras.Model(parent.input, [served_logit(parent), pooled_moments(parent, prefix="probe_moments"),
+                                       parent.outputs[1]])
+    logits, moments, ood = probe.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    return {"logit": logits.reshape(-1).astype(np.float64), "moments": moments.astype(np.float64),
+            "ood": ood.reshape(-1).astype(np.float64)}
+
+
+def domain_gate(ood: np.ndarray, threshold: float, scale: float) -> np.ndarray:
+    """How much the residual head may speak: sigmoid((ood - threshold) / scale), ~0 inside the parent's
+    domain (where CIFAKE lives and the parent is right 97 % of the time), 1/2 at its threshold, ~1 beyond."""
+    return 1.0 / (1.0 + np.exp(-(ood - threshold) / scale))
 
 
 # -- method: residual head ------------------------------------------------------------------------
-def fit_residual_head(new_z: np.ndarray, new_y: np.ndarray, new_logit: np.ndarray, replay_z: np.ndarray,
-                      replay_logit: np.ndarray, l2: float, distill_weight: float) -> tuple[np.ndarray, float]:
-    """(w (M,), b) minimising, for logits parent + z @ w + b:
+def fit_residual_head(new_z: np.ndarray, new_y: np.ndarray, new_logit: np.ndarray, new_gate: np.ndarray,
+                      replay_z: np.ndarray, replay_logit: np.ndarray, replay_gate: np.ndarray, l2: float,
+                      distill_weight: float) -> tuple[np.ndarray, float]:
+    """(w (M,), b) minimising, for logits parent + gate * (z @ w + b):
     class-balanced mean log loss on the new pictures + distill_weight * mean cross-entropy to the parent's
-    own probabilities on replay pictures + l2 * |w|^2. z: standardised moments. Convex: L-BFGS."""
+    own probabilities on replay pictures + l2 * |w|^2. z: standardised moments, gate: `domain_gate`
+    (fixed per picture). Convex: L-BFGS."""
     from scipy.optimize import minimize
 
     classes = np.unique(new_y)
@@ -194,12 +208,12 @@ def fit_residual_head(new_z: np.ndarray, new_y: np.ndarray, new_logit: np.ndarra
 
     def loss_and_grad(params):
         w, b = params[:dim], params[dim]
-        z_new = new_logit + new_z @ w + b
-        z_old = replay_logit + replay_z @ w + b
+        z_new = new_logit + new_gate * (new_z @ w + b)
+        z_old = replay_logit + replay_gate * (replay_z @ w + b)
         loss = (np.sum(weight * (np.logaddexp(0, z_new) - new_y * z_new))
                 + distill_weight * np.mean(np.logaddexp(0, z_old) - teacher * z_old) + l2 * w @ w)
-        g_new = weight * (1 / (1 + np.exp(-z_new)) - new_y)
-        g_old = distill_weight * (1 / (1 + np.exp(-z_old)) - teacher) / len(z_old)
+        g_new = weight * (1 / (1 + np.exp(-z_new)) - new_y) * new_gate
+        g_old = distill_weight * (1 / (1 + np.exp(-z_old)) - teacher) / len(z_old) * replay_gate
         grad_w = new_z.T @ g_new + replay_z.T @ g_old + 2 * l2 * w
         return loss, np.concatenate([grad_w, [g_new.sum() + g_old.sum()]])
 
@@ -207,7 +221,8 @@ def fit_residual_head(new_z: np.ndarray, new_y: np.ndarray, new_logit: np.ndarra
     return result.x[:dim], float(result.x[dim])
 
 
-def build_head_version(parent, new_train: Split, replay: Split, config: RetrainConfig, status: Status):
+def build_head_version(parent, parent_meta: dict, new_train: Split, replay: Split, config: RetrainConfig,
+                       status: Status):
     """The parent plus a residual head (method `head`) or an exemplar memory (method `memory`)."""
     import keras
     from keras import layers
@@ -215,10 +230,9 @@ def build_head_version(parent, new_train: Split, replay: Split, config: RetrainC
     from training.features import pooled_moments
 
     status("running", 0.15, f"reading the parent's features of {len(replay)} replay and {len(new_train)} new images")
-    replay_logit, replay_m = extract_features(parent, replay.images)
-    new_logit, new_m = extract_features(parent, new_train.images)
-    mean, std = replay_m.mean(axis=0), replay_m.std(axis=0) + 1e-6
-    replay_z, new_z = (replay_m - mean) / std, (new_m - mean) / std
+    old_f, new_f = extract_features(parent, replay.images), extract_features(parent, new_train.images)
+    mean, std = old_f["moments"].mean(axis=0), old_f["moments"].std(axis=0) + 1e-6
+    replay_z, new_z = (old_f["moments"] - mean) / std, (new_f["moments"] - mean) / std
     status("running", 0.5, f"fitting the {config.method}")
 
     tag = next_tag(parent)
@@ -227,12 +241,23 @@ def build_head_version(parent, new_train: Split, replay: Split, config: RetrainC
     standard = standardise(moments)
     standardise.set_weights([np.diag(1.0 / std).astype(np.float32), (-mean / std).astype(np.float32)])
     if config.method == "head":
-        w, b = fit_residual_head(new_z, new_train.labels.astype(np.float64), new_logit, replay_z, replay_logit,
-                                 config.head_l2, config.distill_weight)
+        # the gate: 1/2 at the parent's out-of-domain threshold, ~0.02 at the median replay picture
+        threshold = float(parent_meta["decision"]["ood_threshold"])
+        scale = max(1e-6, (threshold - float(np.median(old_f["ood"]))) / 4.0) if config.head_gate else None
+        gates = [domain_gate(f["ood"], threshold, scale) if scale else np.ones(len(f["ood"])) for f in (new_f, old_f)]
+        w, b = fit_residual_head(new_z, new_train.labels.astype(np.float64), new_f["logit"], gates[0], replay_z,
+                                 old_f["logit"], gates[1], config.head_l2, config.distill_weight)
         head = layers.Dense(1, name=f"{tag}_head")
         delta = head(standard)
         head.set_weights([w.reshape(-1, 1).astype(np.float32), np.array([b], np.float32)])
-        described = {"features": int(len(w)), "weight_norm": float(np.linalg.norm(w)), "bias": b}
+        if scale:
+            gate_in = layers.Dense(1, name=f"{tag}_gate_in", trainable=False)  # (ood - threshold) / scale
+            gate = layers.Activation("sigmoid", name=f"{tag}_gate")(gate_in(parent.outputs[1]))
+            gate_in.set_weights([np.array([[1.0 / scale]], np.float32), np.array([-threshold / scale], np.float32)])
+            delta = layers.Multiply(name=f"{tag}_gated")([gate, delta])
+        described = {"features": int(len(w)), "weight_norm": float(np.linalg.norm(w)), "bias": b,
+                     "gate": {"ood_threshold": threshold, "scale": scale} if scale else None,
+                     "gate_mean_replay": float(gates[1].mean()), "gate_mean_new": float(gates[0].mean())}
     else:
         exemplars = new_z / (np.linalg.norm(new_z, axis=1, keepdims=True) + 1e-12)  # (K, M)
         unit = layers.UnitNormalization(name=f"{tag}_unit")(standard)
@@ -252,7 +277,8 @@ def build_head_version(parent, new_train: Split, replay: Split, config: RetrainC
 
 
 # -- method: fine-tune everything (baseline) -------------------------------------------------------
-def build_finetuned_version(parent, new_train: Split, replay: Split, config: RetrainConfig, status: Status):
+def build_finetuned_version(parent, parent_meta: dict, new_train: Split, replay: Split, config: RetrainConfig,
+                            status: Status):
     """Fine-tune the parent on batches of new images (their accepted labels) and replay images.
 
     Replay images are distilled rather than relabelled (Li & Hoiem's "learning without forgetting"):
@@ -265,7 +291,7 @@ def build_finetuned_version(parent, new_train: Split, replay: Split, config: Ret
 
     keras.utils.set_random_seed(config.seed)
     status("running", 0.12, "reading the parent's outputs on replay images")
-    replay_logit, _ = extract_features(parent, replay.images)
+    replay_logit = extract_features(parent, replay.images)["logit"]
     frozen = bool(config.train_from) and any(layer.name == config.train_from for layer in parent.layers)
     calibration = served_logit(parent)._keras_history.operation
     for layer in parent.layers:
@@ -356,13 +382,13 @@ def retrain(data_dir: Path, by: str = "", config: RetrainConfig = RetrainConfig(
     status("running", 0.08, f"{len(new_train)} new training images, {len(new_holdout)} held out; {described}")
     started = time.time()
     parent = keras.models.load_model(parent_dir / "model.keras")
+    parent_meta = load_metadata(parent_dir, check_files=())
     build = build_finetuned_version if config.method == "finetune" else build_head_version
-    model, head = build(parent, new_train, replay, config, status)
+    model, head = build(parent, parent_meta, new_train, replay, config, status)
     status("running", 0.82, "exporting and checking the new version")
     staging = registry.root / f"{STAGING_PREFIX}{run_id}"
     staging.mkdir(parents=True)
     try:
-        parent_meta = load_metadata(parent_dir, check_files=())
         metadata = export_version(parent_meta, model, holdout, staging, config.method, head)
         (staging / "model.json").write_text(json.dumps(metadata, indent=2))  # complete enough to classify
         gate = judge(parent_dir, staging, holdout, new_train, new_holdout, config.tolerance)
@@ -395,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the app's data folder (database, images, models)")
     parser.add_argument("--method", default=RetrainConfig.method, choices=METHODS,
                         help="head: residual head on frozen features; memory: exemplar memory; finetune: every layer")
+    parser.add_argument("--no-head-gate", action="store_true", help="(head) let the head speak everywhere")
     parser.add_argument("--steps", type=int, default=RetrainConfig.steps, help="fine-tuning steps (finetune)")
     parser.add_argument("--learning-rate", type=float, default=RetrainConfig.learning_rate, help="(finetune)")
     parser.add_argument("--tolerance", type=float, default=RetrainConfig.tolerance,
@@ -422,12 +449,11 @@ def main(argv: list[str] | None = None) -> int:
                      started=time.time(), pid=os.getpid())
     install_cancellation(args.parent_pid)
     config = RetrainConfig(method=args.method, steps=args.steps, learning_rate=args.learning_rate,
-                           tolerance=args.tolerance)
+                           tolerance=args.tolerance, head_gate=not args.no_head_gate)
     try:
         retrain(Path(args.data_dir), args.by, config, args.cifake, status_path, not args.no_activate, run_id)
     except WorkerCancelled as stop:
-        state = "cancelled" if "cancelled" in str(stop) else "stopped"
-        status(state, 0.0, str(stop))
+        status(stop.state, 0.0, str(stop))
         return 4
     except (ValueError, FileNotFoundError) as err:
         status("failed", 0.0, str(err))

@@ -113,7 +113,11 @@ def remove_staging(models_dir: Path, run_id: str | None = None) -> list[Path]:
 
 # -- worker side ----------------------------------------------------------------------------------
 class WorkerCancelled(BaseException):
-    """Raised in the worker's main thread by SIGTERM (cancel) or when its parent app died."""
+    """Raised in the worker's main thread by SIGTERM (state "cancelled") or when its app died ("stopped")."""
+
+    def __init__(self, state: str, message: str):
+        super().__init__(message)
+        self.state = state
 
 
 def hold_worker_lock(folder: Path, inherited_fd: int | None) -> int:
@@ -132,8 +136,9 @@ def install_cancellation(parent_pid: int | None, poll_seconds: float = 0.5) -> N
     """SIGTERM raises WorkerCancelled in the main thread; if `parent_pid` is given, the worker also
     cancels itself once that process is gone (its parent pid changes when the app dies)."""
     def on_signal(signum, frame):
-        raise WorkerCancelled("stopped: " + ("the app that started it exited" if signum == signal.SIGUSR1
-                                             else "cancelled"))
+        if signum == signal.SIGUSR1:
+            raise WorkerCancelled("stopped", "stopped: the app that started it exited")
+        raise WorkerCancelled("cancelled", "cancelled by an admin")
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGUSR1, on_signal)
@@ -150,11 +155,14 @@ def install_cancellation(parent_pid: int | None, poll_seconds: float = 0.5) -> N
 
 @contextmanager
 def signals_deferred():
-    """Cancellation waits while the new version is committed and activated (both steps or neither)."""
+    """Cancellation is held off while the new version is committed and activated (both steps or
+    neither) and ignored afterwards: the run is then finished, a late cancel changes nothing."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR1})
     try:
         yield
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGUSR1})
 
 
@@ -237,8 +245,10 @@ class RetrainJobs:
                     time.sleep(0.05)
             self._reap()
             remove_staging(self.models_dir, run_id)
-            write_status(self.status_path, run_id, "cancelled", 0.0, "cancelled by an admin")
-            return True
+            current = read_status(self.status_path)
+            if current.get("run_id") == run_id and current.get("state") not in TERMINAL_STATES:  # killed outright
+                write_status(self.status_path, run_id, "cancelled", 0.0, "cancelled by an admin")
+            return read_status(self.status_path).get("state") == "cancelled"  # False: it had just finished
 
     def wait(self, timeout: float | None = None) -> dict:
         """Block until no worker holds the lock (or `timeout`); returns the status."""
@@ -252,7 +262,10 @@ class RetrainJobs:
         try:
             os.killpg(pid, signum)  # the worker leads its own process group (start_new_session)
         except ProcessLookupError:
-            pass
+            try:
+                os.kill(pid, signum)  # a worker started by hand from a shell: not a group leader
+            except ProcessLookupError:
+                pass
 
     def _reap(self) -> None:
         if self._process is not None and self._process.poll() is not None:
