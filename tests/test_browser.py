@@ -63,7 +63,7 @@ def _tab(page, name: str):
 def _open(page, url: str, who: str = "Visitor"):
     """Load the app and wait until the server has said who is signed in (tabs are set by then)."""
     page.goto(url)
-    page.locator("#header").get_by_text(who).wait_for(timeout=120000)
+    page.locator("#header").get_by_text(who).wait_for(timeout=300000)
 
 
 def _sign_in(page, url: str, name: str, password: str):
@@ -72,7 +72,7 @@ def _sign_in(page, url: str, name: str, password: str):
     page.locator("#signin-form input[name=username]").fill(name)
     page.locator("#signin-form input[name=password]").fill(password)
     page.locator("#signin-form button").click()
-    page.locator("#header").get_by_text("Signed in as").wait_for(timeout=120000)
+    page.locator("#header").get_by_text("Signed in as").wait_for(timeout=300000)
 
 
 def _analyse(page, picture: Path):
@@ -109,7 +109,7 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     # signs in with the e-mail address, then forgets the password and resets it through the e-mailed link
     _sign_in(user_page, url, "carol@example.org", PASSWORD)
     user_page.locator("#signout-top").click()
-    user_page.locator("#header").get_by_text("Visitor").wait_for(timeout=120000)
+    user_page.locator("#header").get_by_text("Visitor").wait_for(timeout=300000)
     _tab(user_page, "Sign in")
     user_page.get_by_role("link", name="Forgot password?").click()
     user_page.locator("input[name=username]").fill("carol@example.org")

@@ -44,8 +44,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             return (header_html(user), *(gr.Tab(visible=page.visible_for(role)) for page in pages))
 
         demo.load(show_pages, None, [header, *(page.tab for page in pages)], api_visibility="private")
-        for page in pages:
+        for page in pages:  # each page loads its data when it is opened (Home, the first, needs none)
             for handler, outputs in page.loaders:
-                demo.load(handler, None, outputs, api_visibility="private")
                 page.tab.select(handler, None, outputs, api_visibility="private")
     return demo
