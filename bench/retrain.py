@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -228,12 +227,12 @@ def run_case(data: dict, split: dict, method: str, parent_dir: Path, test, cifak
 
 
 def summary_table(rows: list[dict]) -> str:
-    lines = ["| scenario | share | seed | method | held-out detection (mean over generators) parent → new | "
+    lines = ["| parent | scenario | share | seed | method | held-out detection (mean over generators) parent → new | "
              "real-photo FPs parent → new | CIFAKE test parent → new | gate | worker wall s | peak MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         test = "n/a" if r["cifake_test_new"] is None else f"{r['cifake_test_parent'] * 100:.2f} → {r['cifake_test_new'] * 100:.2f} %"
-        lines.append(f"| {r['scenario']} | {r['share']:.0%} | {r['seed']} | {r['method']} | "
+        lines.append(f"| v{r.get('parent_version')} | {r['scenario']} | {r['share']:.0%} | {r['seed']} | {r['method']} | "
                      f"{r['parent']['mean_over_generators'] * 100:.1f} → {r['new']['mean_over_generators'] * 100:.1f} % | "
                      f"{r['parent']['real_false_positives'] * 100:.1f} → {r['new']['real_false_positives'] * 100:.1f} % | "
                      f"{test} | {'passed' if r['gate']['passed'] else 'refused'} | {r['worker_wall_seconds']:.0f} | "
@@ -251,6 +250,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scenarios", nargs="+", default=["offdomain", "synthetic"], choices=["offdomain", "synthetic"])
     parser.add_argument("--cifake", default=str(CIFAKE), help="CIFAKE folder (replay, gate, test); 'slice' without it")
     parser.add_argument("--out", default=str(RESULTS / "retrain.json"))
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows already in --out (a row of the same parent, scenario, share, seed "
+                             "and method is replaced)")
     args = parser.parse_args(argv)
     from inference.classifier import Classifier
     from inference.model_card import EXPORTED_DIR
@@ -274,15 +276,23 @@ def main(argv: list[str] | None = None) -> dict:
                 parent_scores = detection(parent, data, split)
                 for method in args.methods:
                     row = run_case(data, split, method, EXPORTED_DIR, test, args.cifake, parent_scores)
-                    row.update(scenario=scenario, share=share, seed=seed, cifake_test_parent=parent_test)
+                    row.update(scenario=scenario, share=share, seed=seed, cifake_test_parent=parent_test,
+                               parent_version=parent.metadata.get("version"), parent_created=parent.metadata.get("created"),
+                               load_average=os.getloadavg()[0])
                     rows.append(row)
                     print(summary_table([row]).splitlines()[-1], flush=True)
-    result = {"parent": {"dir": str(EXPORTED_DIR), "version": parent.metadata.get("version"),
-                         "created": parent.metadata.get("created"), "cifake_test": parent_test},
-              "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
-              "command": "python -m bench.retrain " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "rows": rows}
     out = Path(args.out)
+    command = "python -m bench.retrain " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.append and out.exists():
+        def key(r):
+            return (r["parent_created"], r["scenario"], r["share"], r["seed"], r["method"])
+
+        previous = json.loads(out.read_text())
+        fresh = {key(r) for r in rows}
+        rows = [r for r in previous["rows"] if key(r) not in fresh] + rows
+        command = "; ".join([previous.get("command", ""), command])
+    result = {"machine": {"cpus": os.cpu_count(), "note": "load_average in each row: the machine was shared"},
+              "command": command, "rows": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(summary_table(rows))

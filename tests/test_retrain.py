@@ -229,7 +229,11 @@ def test_killing_the_app_stops_its_worker_and_a_restarted_app_can_retrain(servic
     finally:
         if app.poll() is None:
             app.kill()
-    _wait_for(lambda: not _pid_alive(worker), 60, "the orphaned worker to stop")
+    from webapp.retrain_jobs import lock_is_held
+
+    # the lock is the truth: the kernel drops it only once every thread of the worker is gone
+    _wait_for(lambda: not _pid_alive(worker) and not lock_is_held(service.folder / "retrain.lock"), 120,
+              "the orphaned worker to stop")
     status = service.retrain_status()
     assert status["run_id"] == run_id and status["state"] == "stopped" and not status["running"]
     assert "the app that started it exited" in status["message"]
