@@ -37,7 +37,7 @@ def _start(data_dir, database_url: str, name: str) -> tuple[subprocess.Popen, st
 
 
 def _wait_until_up(process: subprocess.Popen, url: str, log_path) -> None:
-    deadline = time.time() + 180
+    deadline = time.time() + 600  # a busy shared machine starts slowly (minutes under a niced load)
     while time.time() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url} exited:\n{log_path.read_text()}")
@@ -46,7 +46,7 @@ def _wait_until_up(process: subprocess.Popen, url: str, log_path) -> None:
                 return
         except httpx.HTTPError:
             time.sleep(0.5)
-    raise RuntimeError(f"{url} did not start in 180 s:\n{log_path.read_text()}")
+    raise RuntimeError(f"{url} did not start in 600 s:\n{log_path.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def replicas(tmp_path_factory):
 def _client(url: str, auth: tuple[str, str]):
     from gradio_client import Client
 
-    return Client(url, auth=auth, verbose=False)
+    return Client(url, auth=auth, verbose=False, httpx_kwargs={"timeout": 120})  # a busy machine answers slowly
 
 
 def test_a_user_created_on_one_replica_signs_in_on_the_other(replicas):
@@ -92,7 +92,8 @@ def test_a_model_switch_on_one_replica_is_served_by_the_other(replicas):
     (first, second), database_url = replicas
     user_on_second = _client(second, ADMIN)
     assert _served_version(user_on_second) == 1
-    _client(first, ADMIN).predict(2, api_name="/admin_activate")
+    message, _ = _client(first, ADMIN).predict(2, api_name="/admin_activate")
+    assert "v2 is now serving" in message
     deadline = time.monotonic() + SWITCH_WITHIN
     while _served_version(user_on_second) != 2:
         assert time.monotonic() < deadline, f"replica B still serves v1 {SWITCH_WITHIN} s after the switch on A"

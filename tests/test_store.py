@@ -194,3 +194,14 @@ def test_replicas_starting_together_create_one_admin(database_url, tmp_path):
     assert [u["username"] for u in stores[1].list_users()] == ["admin"]
     for store in stores:
         store.engine.dispose()
+
+
+def test_replicas_starting_together_share_one_session_key(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from webapp.auth import load_secret
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: load_secret(tmp_path), range(32)))
+    assert len(keys) == 1 and len(next(iter(keys))) == 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600

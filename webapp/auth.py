@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
@@ -46,10 +47,19 @@ def load_secret(folder: Path, configured: str | None = None) -> bytes:
     if configured:
         return configured.encode()
     path = folder / "secret_key"
-    if not path.exists():
-        path.write_bytes(secrets.token_bytes(32))
-        path.chmod(0o600)
-    return path.read_bytes()
+    try:  # O_EXCL: replicas starting together on one shared folder create one key, not one each
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+    for _ in range(50):  # the other replica may be between creating and writing it
+        key = path.read_bytes()
+        if key:
+            return key
+        time.sleep(0.1)
+    raise RuntimeError(f"{path} is empty; delete it (signing everyone out) or set CIFAKE_SECRET_KEY.")
 
 
 class Auth:

@@ -142,7 +142,8 @@ def build(ctx: AppContext) -> Page:
         status = gr.Markdown(elem_id="retrain-status")
         versions = gr.Dataframe(headers=VERSION_HEADERS, interactive=False)
         with gr.Row():
-            version = gr.Dropdown(label="Version to serve", choices=[], elem_id="version-choice")
+            version = gr.Dropdown(label="Version to serve", choices=[], elem_id="version-choice",
+                                  allow_custom_value=True)  # API callers pass a number; admin_activate checks it
             activate = gr.Button("Serve this version (promote / roll back)")
             refresh = gr.Button("Refresh", size="sm")
         timer = gr.Timer(3.0, active=False)
