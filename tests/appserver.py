@@ -68,7 +68,7 @@ def gradio_client(url: str, auth: tuple[str, str] | None = None, token: str | No
     from gradio_client import Client
 
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    return Client(url, auth=auth, headers=headers, verbose=False)
+    return Client(url, auth=auth, headers=headers, verbose=False, httpx_kwargs={"timeout": 900})
 
 
 def call_event(http: httpx.Client, api_name: str, data: list, headers: dict | None = None,
@@ -121,7 +121,11 @@ class MailCatcher:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
-                catcher.messages.append(envelope.content.decode("utf-8", "replace"))
+                import email
+                import email.policy
+
+                message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                catcher.messages.append(message.get_content())  # decoded (quoted-printable, ...)
                 return "250 OK"
 
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
