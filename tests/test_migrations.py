@@ -3,7 +3,6 @@ place with its data intact, and the migrations build exactly the tables the code
 import json
 import time
 
-import pytest
 import sqlalchemy as sa
 
 from conftest import EXPORTED
