@@ -65,7 +65,7 @@ def _wait_until_up(url: str, process: subprocess.Popen, path: str = "config", ti
         if process.poll() is not None:
             raise RuntimeError(f"the server behind {url} exited")
         try:
-            if httpx.get(url + path, timeout=2).status_code in (200, 401):
+            if httpx.get(url + path, timeout=60).status_code in (200, 401):
                 return
         except httpx.HTTPError:
             time.sleep(0.5)
@@ -133,7 +133,7 @@ def hostile_files(folder: Path) -> list[tuple[str, Path]]:
 def _client(url: str):
     from gradio_client import Client
 
-    return Client(url, auth=USER, verbose=False)
+    return Client(url, auth=USER, verbose=False, httpx_kwargs={"timeout": 900})
 
 
 def run_clients(url: str, clients: int, requests: int, stop_hostile: threading.Event | None = None) -> dict:
@@ -184,12 +184,12 @@ def hostile_loop(url: str, files: list[tuple[str, Path]], stop: threading.Event,
                 counts["accepted"] = counts.get("accepted", 0) + 1
             except Exception:  # noqa: BLE001 - refusals are the expected outcome
                 counts["refused"] = counts.get("refused", 0) + 1
-            httpx.post(url + "login", data={"username": USER[0], "password": "wrong-guess"})
+            httpx.post(url + "login", data={"username": USER[0], "password": "wrong-guess"}, timeout=60)
 
 
 def login_flood(url: str, stop: threading.Event, threads: int = 10) -> list[threading.Thread]:
     def flood(index: int):
-        with httpx.Client(transport=httpx.HTTPTransport(local_address=f"127.0.0.{10 + index}")) as client:
+        with httpx.Client(transport=httpx.HTTPTransport(local_address=f"127.0.0.{10 + index}"), timeout=60) as client:
             while not stop.is_set():
                 client.post(url + "login", data={"username": "admin", "password": f"guess-{time.time()}"})
 

@@ -52,6 +52,12 @@ def browser():
         browser.close()
 
 
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def _field(page, elem_id: str):
     return page.locator(f"#{elem_id}").locator("input, textarea").first
 
@@ -125,7 +131,7 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     # predicts, sees the prediction in History at once, flags it
     _analyse(user_page, sample_paths["FAKE"][1])
     _tab(user_page, "History")
-    user_page.locator("#history-table").get_by_text(sample_paths["FAKE"][1].name).first.wait_for(timeout=30000)
+    expect(user_page.locator("#history-table")).to_contain_text(sample_paths["FAKE"][1].name, timeout=120000)
     user_page.screenshot(path=str(shots / "history.png"), full_page=True)
     _tab(user_page, "Home")
     user_page.locator("#say-real").click()
