@@ -50,6 +50,7 @@ class ExportConfig:
     min_confident_coverage: float = 0.86  # on CIFAKE validation, when choosing the rule
     max_confident_error: float = 0.012  # on CIFAKE validation, when choosing the rule
     offdomain: str = ""  # offdomain-dev folder ("" = ../shared/datasets/offdomain-dev)
+    distance_quantile: float = 0.99  # Mahalanobis part: out of domain above this quantile of validation
     parity_images: int = 2000  # real test images checked Keras vs ONNX
     parity_tolerance: float = 1e-4
 
@@ -73,26 +74,86 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(result.x[0]), float(result.x[1])
 
 
-def build_export_model(base, platt: tuple[float, float], domain_head):
+def fit_mahalanobis(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class means (2, D) and whitening matrix L (D, D) with L @ L.T = inverse shared covariance."""
+    from sklearn.covariance import LedoitWolf
+
+    features = features.astype(np.float64)
+    means = np.stack([features[labels == k].mean(axis=0) for k in (0, 1)])
+    centred = features - means[labels.astype(int)]
+    precision = np.linalg.inv(LedoitWolf().fit(centred).covariance_)
+    return means, np.linalg.cholesky((precision + precision.T) / 2)
+
+
+def mahalanobis_numpy(features: np.ndarray, means: np.ndarray, whitening: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N,) squared distance to the nearer class mean."""
+    return np.min([(((features - means[k]) @ whitening) ** 2).sum(axis=1) for k in (0, 1)], axis=0)
+
+
+@dataclass(frozen=True)
+class OODCombination:
+    """ood_score = max((domain - domain_threshold) / domain_scale, (distance - distance_threshold) / distance_scale).
+
+    The domain head catches modern photos and other generators; the Mahalanobis distance of the pooled
+    features catches what neither CIFAKE nor the fitting sources resemble (textures, scientific images).
+    Both parts are scaled so that 0 is each one's own threshold: out of domain when ood_score > 0.
+    """
+
+    domain_threshold: float
+    domain_scale: float
+    means: np.ndarray  # (2, D)
+    whitening: np.ndarray  # (D, D)
+    distance_threshold: float
+    distance_scale: float
+
+    def combine(self, domain: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        return np.maximum((domain - self.domain_threshold) / self.domain_scale,
+                          (distance - self.distance_threshold) / self.distance_scale)
+
+
+def _fixed_dense(x, units: int, kernel: np.ndarray, bias: np.ndarray | None, name: str):
+    from keras import layers
+
+    dense = layers.Dense(units, use_bias=bias is not None, name=name, trainable=False, dtype="float32")
+    out = dense(x)
+    dense.set_weights([kernel.astype(np.float32)] + ([bias.astype(np.float32)] if bias is not None else []))
+    return out
+
+
+def build_export_model(base, platt: tuple[float, float], domain_head, combination: OODCombination | None = None):
     """base (outputs p_fake) -> model with outputs [calibrated P(FAKE) (N, 1), ood_score (N, 1)].
 
-    ood_score is the domain head's logit on the pooled moments (`training.features`): higher means
-    less like CIFAKE. Stock layers only, so `model.keras` loads without this package.
+    ood_score is the domain head's logit on the pooled moments (`training.features`), or with a
+    `combination` the combined score described there: higher means less like CIFAKE. Stock layers
+    only, so `model.keras` loads without this package.
     """
     import keras
     from keras import layers
 
     from training.features import pooled_moments
-    from training.model import LOGIT_LAYER
+    from training.model import FEATURES_LAYER, LOGIT_LAYER
 
     logit = base.get_layer(LOGIT_LAYER).output
     scale = layers.Dense(1, name=CALIBRATED_LOGIT, trainable=False)
     calibrated = scale(logit)  # a * logit + b
     scale.set_weights([np.array([[platt[0]]], np.float32), np.array([platt[1]], np.float32)])
     p_fake = layers.Activation("sigmoid", name="p_fake_calibrated", dtype="float32")(calibrated)
-    head = layers.Dense(1, name="ood_score", trainable=False, dtype="float32")
-    ood = head(pooled_moments(base, prefix="domain"))
-    head.set_weights(list(domain_head.folded()))
+    kernel, bias = domain_head.folded()
+    if combination is None:
+        ood = _fixed_dense(pooled_moments(base, prefix="domain"), 1, kernel, bias, "ood_score")
+        return keras.Model(base.input, [p_fake, ood], name=base.name)
+    c = combination
+    domain = _fixed_dense(pooled_moments(base, prefix="domain"), 1, kernel / c.domain_scale,
+                          (bias - c.domain_threshold) / c.domain_scale, "domain_part")
+    features = base.get_layer(FEATURES_LAYER).output
+    distances = []
+    for k, name in enumerate(CLASS_NAMES):
+        z = _fixed_dense(features, c.whitening.shape[0], c.whitening, -c.means[k] @ c.whitening, f"whiten_{name.lower()}")
+        squared = layers.Multiply(name=f"square_{name.lower()}")([z, z])
+        distances.append(_fixed_dense(squared, 1, np.ones((c.whitening.shape[0], 1)) / c.distance_scale,
+                                      np.array([-c.distance_threshold / c.distance_scale]), f"distance_{name.lower()}"))
+    distance = layers.Minimum(name="distance_part")(distances)
+    ood = layers.Maximum(name="ood_score", dtype="float32")([domain, distance])
     return keras.Model(base.input, [p_fake, ood], name=base.name)
 
 
@@ -126,6 +187,23 @@ def fit_domain(base, data, platt: tuple[float, float], config: ExportConfig) -> 
               "fit_views": int(len(views)), "in_domain_images": int(len(in_images)),
               "rule_selection": table, "chosen_rule": rule.__dict__}
     return head, decision, report
+
+
+def combine_with_distance(base, data, val: dict, head, decision: dict, config: ExportConfig) -> tuple:
+    """Add the Mahalanobis part (threshold: a high quantile of validation distances) to the domain head's
+    rule; thresholds in the returned decision are in the combined score's units (out of domain above 0)."""
+    fit_idx = np.random.default_rng(1).permutation(len(data.train))[: config.ood_fit_images]
+    train = extract(base, data.train.images[fit_idx])
+    means, whitening = fit_mahalanobis(train["features"], data.train.labels[fit_idx])
+    val_distance = mahalanobis_numpy(val["features"], means, whitening)
+    val_domain = head.logits(val["moments"])
+    combination = OODCombination(decision["ood_threshold"], float(val_domain.std()) + 1e-6, means, whitening,
+                                 float(np.quantile(val_distance, config.distance_quantile)),
+                                 float(val_distance.std()) + 1e-6)
+    decision = dict(decision, ood_threshold=0.0, domain_threshold=combination.domain_threshold)
+    if decision.get("guard_threshold") is not None:
+        decision["guard_threshold"] = (decision["guard_threshold"] - combination.domain_threshold) / combination.domain_scale
+    return combination, decision
 
 
 def extract(base, images: np.ndarray) -> dict:
@@ -234,7 +312,7 @@ def library_versions() -> dict:
 
 
 def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), data_path: str | None = None,
-           version: int = 1, parent: int | None = None) -> dict:
+           version: int = 1, parent: int | None = None, provenance: dict | None = None) -> dict:
     import keras
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -246,7 +324,13 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
     val = extract(base, data.val.images)
     platt = fit_platt(val["logit"], data.val.labels)
     domain_head, decision, domain_report = fit_domain(base, data, platt, config)
-    model = build_export_model(base, platt, domain_head)
+    combination, decision = combine_with_distance(base, data, val, domain_head, decision, config)
+    domain_report["combination"] = {"domain_threshold": combination.domain_threshold,
+                                    "domain_scale": combination.domain_scale,
+                                    "distance_quantile_of_validation": config.distance_quantile,
+                                    "distance_threshold": combination.distance_threshold,
+                                    "distance_scale": combination.distance_scale}
+    model = build_export_model(base, platt, domain_head, combination)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
@@ -287,8 +371,9 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
                 {"index": 0, "name": ONNX_OUTPUTS[0], "shape": [None, 1],
                  "meaning": "P(FAKE): calibrated probability that the picture is AI-generated"},
                 {"index": 1, "name": ONNX_OUTPUTS[1], "shape": [None, 1],
-                 "meaning": "ood_score: logit of the out-of-domain head (higher = less like CIFAKE); "
-                            "out of domain above decision.ood_threshold"},
+                 "meaning": "ood_score: max of the out-of-domain head's logit and the Mahalanobis distance of "
+                            "the pooled features, each scaled so that 0 is its threshold (higher = less like "
+                            "CIFAKE); out of domain above decision.ood_threshold"},
             ],
             "preprocessing": {"input_size": [32, 32], "resize": DEFAULT_RESAMPLE, "aspect": "squash (not kept)",
                               "antialias": "Pillow reducing_gap=3.0 box pre-reduction; JPEG DCT draft for large files",
@@ -310,6 +395,7 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
                          "best_val_accuracy_uncalibrated": state["best_val_accuracy"],
                          "train_minutes": round(state["train_seconds"] / 60, 1), "history": state["history"]},
             "export_config": asdict(config),
+            "provenance": provenance or {"run": str(run_dir)},
             "data": {"fingerprint": data.fingerprint, "dedup": data.dedup_report,
                      "validation": f"{train_config['val_fraction']} of deduplicated train, stratified, seed {train_config['seed']}"},
             "plots": {k: str(Path(v).relative_to(staging)) for k, v in plots.items()},
@@ -334,9 +420,38 @@ def replace_dir(staging: Path, out_dir: Path) -> None:
     shutil.move(str(staging / "model.json"), str(out_dir / "model.json"))
 
 
+def run_dir_from_export(export_dir: Path, run_dir: Path) -> Path:
+    """Turn an exported model back into a run folder (best.keras, config.json, state.json), so a shipped
+    backbone can be re-exported with new heads and rules without retraining it."""
+    import keras
+    from keras import layers
+
+    from training.model import LOGIT_LAYER, OUTPUT_LAYER
+
+    meta = json.loads((export_dir / "model.json").read_text())
+    exported = keras.models.load_model(export_dir / meta["files"]["model.keras"]["path"])
+    logit = exported.get_layer(LOGIT_LAYER).output
+    base = keras.Model(exported.input, layers.Activation("sigmoid", name=OUTPUT_LAYER, dtype="float32")(logit),
+                       name=meta.get("model_name", "default"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base.save(run_dir / "best.keras")
+    training = meta["training"]
+    (run_dir / "config.json").write_text(json.dumps(training["config"], indent=2))
+    (run_dir / "state.json").write_text(json.dumps({
+        "epoch": training["epochs_run"], "best_epoch": training["best_epoch"],
+        "best_val_accuracy": training["best_val_accuracy_uncalibrated"], "history": training["history"],
+        "train_seconds": training["train_minutes"] * 60}, indent=2))
+    report = export_dir / meta.get("plots", {}).get("training_curves", "report/training_curves.png")
+    if report.exists():
+        shutil.copy(report, run_dir / "curves.png")
+    return run_dir
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=str(PROJECT_ROOT / "runs" / "default"), help="training run folder")
+    parser.add_argument("--from-export", default="",
+                        help="re-export the backbone of this exported folder (instead of --run) with today's heads")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "exported"), help="output folder")
     parser.add_argument("--data", default=None, help="CIFAKE zip or folder (default: the run's)")
     parser.add_argument("--parity-images", type=int, default=ExportConfig.parity_images)
@@ -344,7 +459,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     started = time.time()
     config = ExportConfig(parity_images=args.parity_images, offdomain=args.offdomain)
-    metadata = export(Path(args.run), Path(args.out), config, args.data)
+    if args.from_export:
+        with tempfile.TemporaryDirectory() as tmp:
+            run_dir = run_dir_from_export(Path(args.from_export), Path(tmp) / "run")
+            provenance = {"backbone_from_export": args.from_export,
+                          "backbone_created": json.loads((Path(args.from_export) / "model.json").read_text())["created"]}
+            metadata = export(run_dir, Path(args.out), config, args.data, provenance=provenance)
+    else:
+        metadata = export(Path(args.run), Path(args.out), config, args.data)
     test = metadata["metrics"]["test"]
     print(json.dumps({"test_accuracy": test["accuracy"], "test_auc": test["roc_auc"],
                       "test_without_leaked_accuracy": metadata["metrics"]["test_without_leaked"]["accuracy"],
