@@ -33,8 +33,10 @@ CONFIGS = ((1, 1), (1, 2), (2, 1))  # (actors, ONNX Runtime threads per actor)
 
 def timed_command(args: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return time.perf_counter() - started
 
 
