@@ -5,10 +5,14 @@ Settings come from environment variables (README: Settings); the pages live in `
 from __future__ import annotations
 
 import os
+import tempfile
 
 for _name, _value in (("GRADIO_ANALYTICS_ENABLED", "False"), ("ORT_DISABLE_TELEMETRY", "1"),
                       ("HF_HUB_DISABLE_TELEMETRY", "1"), ("TF_CPP_MIN_LOG_LEVEL", "2")):
     os.environ.setdefault(_name, _value)
+# Gradio's upload cache is content-addressed and swept (delete_cache): a cache shared with other Gradio
+# processes on the machine would lose files they share when one of them sweeps or stops.
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="cifake-gradio-"))
 
 import logging
 
