@@ -297,3 +297,9 @@ def test_every_named_endpoint_allows_its_role_and_refuses_the_one_below(
             refused.predict(*arguments(), api_name=endpoint)
         result = allowed.predict(*arguments(), api_name=endpoint)
         assert check(result), f"{endpoint}: {result!r}"
+
+
+def test_without_smtp_there_is_no_forgot_password_link(server):
+    page = httpx.get(server[0] + "login").text
+    assert "Forgot password?" not in page and "Ask an administrator" in page
+    assert httpx.get(server[0] + "forgot").status_code in (404, 405)

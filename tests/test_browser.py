@@ -145,7 +145,7 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     admin_page.locator("#flag-selected").get_by_text("carol says REAL").wait_for(timeout=30000)
     admin_page.screenshot(path=str(shots / "admin_retraining.png"), full_page=True)
     admin_page.locator("#flag-accept").click()
-    admin_page.get_by_text("accepted", exact=True).first.wait_for(timeout=60000)
+    expect(admin_page.locator("#feedback-table")).to_contain_text("accepted", timeout=120000)
     _tab(admin_page, "Admin · Users")
     _field(admin_page, "admin-username").fill("carol")
     admin_page.locator("#admin-disable").click()

@@ -131,7 +131,7 @@ def build(ctx: AppContext) -> Page:
                 selected = gr.Number(label="Flag id", precision=0, elem_id="flag-id")
                 accept = gr.Button("Accept label", variant="primary", elem_id="flag-accept")
                 reject = gr.Button("Reject label", variant="stop", elem_id="flag-reject")
-        table = gr.Dataframe(headers=FEEDBACK_HEADERS, interactive=False)
+        table = gr.Dataframe(headers=FEEDBACK_HEADERS, interactive=False, elem_id="feedback-table")
         labelled_zip = gr.File(label="Add a labelled zip (REAL/, FAKE/)", file_types=[".zip"])
         labelled_button = gr.Button("Add labelled images")
         labelled_msg = gr.Markdown()
