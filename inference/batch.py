@@ -15,6 +15,7 @@ import argparse
 import csv
 import logging
 import os
+import signal
 import sys
 import time
 import zipfile
@@ -401,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--output must end in .parquet or .csv; got {args.output!r}")
     config = BatchConfig(args.model_dir, args.actors, args.threads, args.batch_size, args.address, args.num_cpus,
                          args.image_column, args.name_column)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the local Ray we started
     try:
         from inference.model_card import load_metadata
 
@@ -409,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            sys.modules["ray"].shutdown()
     print(f"{pictures} pictures scored, {errors} errors -> {args.output}", file=sys.stderr)
     return 1 if pictures and errors == pictures else 0
 
