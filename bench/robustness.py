@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from inference.bands import verdict_bands
 from inference.classifier import Classifier
 from inference.preprocess import RESAMPLE_METHODS, preprocess_image
 from training.evaluate import predict_split
@@ -55,10 +56,14 @@ def accuracy_of(clf: Classifier, images: np.ndarray, labels: np.ndarray, transfo
     resample = resample or clf.resample
     pixels = images if transform is None else np.stack(
         [preprocess_image(transform(x), size=clf.input_size, resample=resample) for x in images])
-    p_fake, _ = predict_split(clf, pixels)
+    p_fake, ood = predict_split(clf, pixels)
     predicted = (p_fake >= clf.threshold).astype(int)
+    bands, out = verdict_bands(p_fake, ood, clf.decision)
+    confident = bands == "confident"
     return {"accuracy": float((predicted == labels).mean()), "share_called_fake": float(predicted.mean()),
-            "mean_p_fake": float(p_fake.mean())}
+            "mean_p_fake": float(p_fake.mean()), "out_of_domain": float(out.mean()),
+            "confident_share": float(confident.mean()),
+            "confident_error": float((predicted[confident] != labels[confident]).mean()) if confident.any() else None}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,11 +100,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def markdown(result: dict) -> str:
     clean = result["rows"]["clean (original files)"]["accuracy"]
-    lines = [f"| upload ({result['images']} CIFAKE test images) | accuracy | vs clean | called AI-generated |",
-             "|---|---|---|---|"]
+    lines = [f"| upload ({result['images']} CIFAKE test images) | accuracy | vs clean | called AI-generated | "
+             "out of domain | confident band (error) |", "|---|---|---|---|---|---|"]
     for name, row in result["rows"].items():
+        band = (f"{row['confident_share'] * 100:.1f} % ({row['confident_error'] * 100:.2f} %)"
+                if row.get("confident_share") is not None else "—")
+        ood = f"{row['out_of_domain'] * 100:.1f} %" if "out_of_domain" in row else "—"
         lines.append(f"| {name} | {row['accuracy'] * 100:.2f} % | {(row['accuracy'] - clean) * 100:+.2f} | "
-                     f"{row['share_called_fake'] * 100:.1f} % |")
+                     f"{row['share_called_fake'] * 100:.1f} % | {ood} | {band} |")
     if "resample" in result:
         lines += ["", "| shrinking kernel | accuracy |", "|---|---|"]
         lines += [f"| {k} | {v * 100:.2f} % |" for k, v in result["resample"].items()]
