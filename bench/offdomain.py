@@ -20,7 +20,6 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 
 from inference.classifier import Classifier
 from inference.model_card import EXPORTED_DIR
