@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from inference.archive import IMAGE_SUFFIXES, ZipLimitError, ZipLimits, iter_zip_pictures, picture_entries
+from inference.classifier import result_row
 from inference.csvsafe import spreadsheet_safe
 from inference.model_card import EXPORTED_DIR
 
@@ -109,12 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _classify_into(rows: list[dict], classifier, cam, args, total: int) -> None:
     for done, (name, prediction, error) in enumerate(classifier.predict_files(iter_sources(args.paths)), start=1):
-        row = {"file": name, "label": None, "p_fake": None, "confidence": None, "band": None,
-               "out_of_domain": None, "error": error}
+        row = result_row(name, prediction, error)
         if prediction is not None:
-            row.update(label=prediction.label, p_fake=round(prediction.p_fake, 5),
-                       confidence=round(prediction.confidence, 5), band=prediction.band,
-                       out_of_domain=prediction.out_of_domain)
             if cam is not None:
                 row["heatmap"] = _save_heatmap(classifier, cam, name, prediction, args, done)
         rows.append(row)

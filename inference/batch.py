@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from inference.archive import IMAGE_SUFFIXES, ZipLimitError, ZipLimits, _read_entry, picture_entries
+from inference.classifier import result_row
 from inference.csvsafe import spreadsheet_safe
 from inference.model_card import EXPORTED_DIR
 
@@ -212,15 +213,6 @@ class Scorer:
             row.update(result_row(row["file"], prediction, None), decode_s=row["decode_s"], model_s=per_picture)
 
 
-def result_row(name: str, prediction, error: str | None) -> dict:
-    """The CLI's row for one picture (probabilities rounded to 5 decimals, as `python -m inference`)."""
-    row = {"file": name, "label": None, "p_fake": None, "confidence": None, "band": None,
-           "out_of_domain": None, "error": error}
-    if prediction is not None:
-        row.update(label=prediction.label, p_fake=round(prediction.p_fake, 5),
-                   confidence=round(prediction.confidence, 5), band=prediction.band,
-                   out_of_domain=prediction.out_of_domain)
-    return row
 
 
 def result_schema(timings: bool = False):

@@ -131,3 +131,15 @@ class Classifier:
         predictions = self.predict_pixels(np.stack([pixels for _, pixels in batch]))
         for (name, _), prediction in zip(batch, predictions):
             yield name, prediction, None
+
+
+def result_row(name: str, prediction: Prediction | None, error: str | None) -> dict:
+    """The CLI's row for one picture (file, label, p_fake, confidence, band, out_of_domain, error);
+    probabilities rounded to 5 decimals. `python -m inference` and `python -m inference.batch` share it."""
+    row = {"file": name, "label": None, "p_fake": None, "confidence": None, "band": None,
+           "out_of_domain": None, "error": error}
+    if prediction is not None:
+        row.update(label=prediction.label, p_fake=round(prediction.p_fake, 5),
+                   confidence=round(prediction.confidence, 5), band=prediction.band,
+                   out_of_domain=prediction.out_of_domain)
+    return row
