@@ -26,11 +26,11 @@ def confidence_of(p_fake, threshold: float = 0.5) -> np.ndarray:
 
 
 def out_of_domain(ood_score, decision: Mapping) -> np.ndarray:
-    """(N,) bool: ood_score above the exported threshold (all False without a score or threshold)."""
-    threshold = decision.get("ood_threshold")
-    if ood_score is None or threshold is None:
-        return np.zeros(np.shape(ood_score) if ood_score is not None else 0, dtype=bool)
+    """(N,) bool: ood_score above the exported threshold (all False when the model has no threshold)."""
     scores = np.asarray(ood_score, dtype=np.float64)
+    threshold = decision.get("ood_threshold")
+    if threshold is None:
+        return np.zeros(scores.shape, dtype=bool)
     return np.where(np.isnan(scores), True, scores > threshold)  # NaN: never trust the verdict
 
 

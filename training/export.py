@@ -157,16 +157,19 @@ def build_export_model(base, platt: tuple[float, float], domain_head, combinatio
     return keras.Model(base.input, [p_fake, ood], name=base.name)
 
 
-def fit_domain(base, data, platt: tuple[float, float], config: ExportConfig) -> tuple:
-    """Fit the out-of-domain head and choose its rule (see module docstring) -> (head, decision, report)."""
+def fit_domain(base, data, val: dict, platt: tuple[float, float], config: ExportConfig) -> tuple:
+    """Fit the out-of-domain head and choose its rule (see module docstring) -> (head, decision, report).
+
+    `val`: `training.features.extract` of the validation images (logit, features, moments)."""
     from training import domain
+    from training.features import extract
 
     offdomain = Path(config.offdomain) if config.offdomain else domain.OFFDOMAIN_DIR
     pictures = [p for p in domain.list_offdomain(offdomain) if p.part == "fit"]
     views, owner = domain.views_of(pictures, config.domain_views, seed=0)
     in_images = domain.in_domain_images(data.train.images, config.ood_fit_images, seed=0)
     in_m = extract(base, in_images)["moments"]
-    view_f, val_f = extract(base, views), extract(base, data.val.images)
+    view_f, val_f = extract(base, views), val
     head = domain.fit_domain_head(in_m, view_f["moments"], config.domain_regularisation)
     sources = np.array([pictures[i].source for i in owner])
     fit_pct = domain.cross_fitted_percentiles(in_m, view_f["moments"], sources, val_f["moments"],
@@ -192,6 +195,8 @@ def fit_domain(base, data, platt: tuple[float, float], config: ExportConfig) -> 
 def combine_with_distance(base, data, val: dict, head, decision: dict, config: ExportConfig) -> tuple:
     """Add the Mahalanobis part (threshold: a high quantile of validation distances) to the domain head's
     rule; thresholds in the returned decision are in the combined score's units (out of domain above 0)."""
+    from training.features import extract
+
     fit_idx = np.random.default_rng(1).permutation(len(data.train))[: config.ood_fit_images]
     train = extract(base, data.train.images[fit_idx])
     means, whitening = fit_mahalanobis(train["features"], data.train.labels[fit_idx])
@@ -204,22 +209,6 @@ def combine_with_distance(base, data, val: dict, head, decision: dict, config: E
     if decision.get("guard_threshold") is not None:
         decision["guard_threshold"] = (decision["guard_threshold"] - combination.domain_threshold) / combination.domain_scale
     return combination, decision
-
-
-def extract(base, images: np.ndarray) -> dict:
-    from training.features import extract as extract_features
-
-    return extract_features(base, images)
-
-
-def predict_logits_and_features(base, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import keras
-
-    from training.model import FEATURES_LAYER, LOGIT_LAYER
-
-    probe = keras.Model(base.input, [base.get_layer(LOGIT_LAYER).output, base.get_layer(FEATURES_LAYER).output])
-    logits, features = probe.predict(images.astype(np.float32), batch_size=1024, verbose=0)
-    return logits.reshape(-1), features
 
 
 ONNX_INPUT = "pixels"
@@ -321,9 +310,11 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
     data = load_cifake(data_path or train_config.get("data") or None, train_config["val_fraction"], train_config["seed"])
     base = keras.models.load_model(run_dir / "best.keras")
 
+    from training.features import extract
+
     val = extract(base, data.val.images)
     platt = fit_platt(val["logit"], data.val.labels)
-    domain_head, decision, domain_report = fit_domain(base, data, platt, config)
+    domain_head, decision, domain_report = fit_domain(base, data, val, platt, config)
     combination, decision = combine_with_distance(base, data, val, domain_head, decision, config)
     domain_report["combination"] = {"domain_threshold": combination.domain_threshold,
                                     "domain_scale": combination.domain_scale,
