@@ -3,7 +3,8 @@
 
 For each Keras model (a run's best.keras or an exported model.keras): accuracy at logit 0, accuracy after
 Platt scaling fitted on validation, ROC-AUC, the share with calibrated confidence >= 0.9, and the same
-with left-right flip test-time augmentation (mean of the two logits). This is how the shipped backbone
+with left-right flip test-time augmentation (mean of the two logits); with two or more models also
+their ensemble (mean of the members' logits, plain and with flips). This is how the shipped backbone
 was chosen. Writes `bench/results/compare_validation.json`.
 """
 from __future__ import annotations
@@ -47,13 +48,20 @@ def main(argv: list[str] | None = None) -> dict:
     val = load_cifake(args.data).val
     images, labels = val.images.astype(np.float32), val.labels
     result = {"validation_images": int(len(labels))}
+    members = []
     for path in args.models:
         model = keras.models.load_model(path)
         probe = keras.Model(model.input, model.get_layer(LOGIT_LAYER).output)
         plain = probe.predict(images, batch_size=1024, verbose=0).reshape(-1)
         flipped = probe.predict(images[:, :, ::-1], batch_size=1024, verbose=0).reshape(-1)
         result[path] = {"plain": scores(plain, labels), "flip_tta": scores((plain + flipped) / 2, labels)}
+        members.append((plain, flipped))
         print(path, json.dumps(result[path]), flush=True)
+    if len(members) > 1:
+        plain = np.mean([m[0] for m in members], axis=0)
+        both = np.mean([(m[0] + m[1]) / 2 for m in members], axis=0)
+        result["ensemble"] = {"members": args.models, "plain": scores(plain, labels), "flip_tta": scores(both, labels)}
+        print("ensemble", json.dumps(result["ensemble"]), flush=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     return result
 

@@ -88,6 +88,62 @@ def test_other_schema_version_is_refused(tiny_export, tmp_path):
         load_metadata(copy)
 
 
+def test_served_probability_ignores_mirroring_and_gradcam_still_explains_it(tiny_export):
+    """Flip test-time augmentation is inside the graph: a picture and its mirror image get the same P(FAKE)."""
+    import onnxruntime as ort
+
+    from inference.gradcam import GradCAM
+
+    folder, metadata = tiny_export
+    assert metadata["ensemble"]["flip_tta"] and metadata["ensemble"]["passes_per_picture"] == 2
+    x = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3)).astype(np.float32)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    p, _ = session.run(None, {"pixels": x})
+    p_mirror, _ = session.run(None, {"pixels": x[:, :, ::-1].copy()})
+    np.testing.assert_allclose(p, p_mirror, atol=1e-6)
+    maps, keras_p = GradCAM(folder).compute(x)
+    assert maps.shape == (5, 32, 32) and np.isfinite(maps).all()
+    np.testing.assert_allclose(keras_p, p[:, 0], atol=1e-4)
+
+
+def test_ensemble_member_is_averaged_in_and_recovered_for_re_export(tiny_export, tiny_offdomain, tmp_path):
+    import keras
+    import onnxruntime as ort
+
+    import training.data as data
+    from training.export import ExportConfig, export, run_dir_from_export
+    from training.model import LOGIT_LAYER
+
+    folder, _ = tiny_export
+    run_dir = folder.parent / "run"
+    member = tmp_path / "member.keras"  # a second backbone: the first with its logit shifted by +1
+    other = keras.models.load_model(run_dir / "best.keras")
+    kernel, bias = other.get_layer(LOGIT_LAYER).get_weights()
+    other.get_layer(LOGIT_LAYER).set_weights([kernel, bias + 1.0])
+    other.save(member)
+    old = data.CACHE_DIR
+    data.CACHE_DIR = run_dir.parent / "cache"
+    try:
+        meta = export(run_dir, tmp_path / "exported", ExportConfig(parity_images=40, ood_fit_images=100, domain_views=6,
+                                                                   offdomain=str(tiny_offdomain),
+                                                                   members=(str(member),)))
+    finally:
+        data.CACHE_DIR = old
+    assert meta["ensemble"]["passes_per_picture"] == 4 and meta["architecture"]["served"]["backbones"] == 2
+    base = keras.models.load_model(run_dir / "best.keras")
+    x = np.random.default_rng(2).integers(0, 256, (6, 32, 32, 3)).astype(np.float32)
+    probe = keras.Model(base.input, base.get_layer(LOGIT_LAYER).output)
+    expected = (probe.predict(x, verbose=0) + probe.predict(x[:, :, ::-1], verbose=0)) / 2 + 0.5  # mean of 4 passes
+    a, b = meta["calibration"]["a"], meta["calibration"]["b"]
+    session = ort.InferenceSession(str(tmp_path / "exported" / "model.onnx"), providers=["CPUExecutionProvider"])
+    p, _ = session.run(None, {"pixels": x})
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-(a * expected + b))), atol=1e-4)
+    _, members = run_dir_from_export(tmp_path / "exported", tmp_path / "again")
+    assert len(members) == 1
+    recovered = keras.models.load_model(members[0])
+    np.testing.assert_allclose(recovered.predict(x, verbose=0), probe.predict(x, verbose=0) + 1.0, atol=1e-4)
+
+
 def test_resume_continues_after_the_last_epoch(tiny_export, tiny_cifake):
     import training.data as data
     from training.train import TrainConfig, train

@@ -1,5 +1,9 @@
 """Export a trained run: `python -m training.export --run runs/default [--out exported]`.
 
+0. The served logit: the mean over the backbones (the run's, plus any `--member` models) and, with
+   flip test-time augmentation (the default), over each picture and its mirror image, all inside the
+   graph. The first backbone's own layers stay at the top of the graph: Grad-CAM reads its `last_conv`
+   and the out-of-domain parts read its features.
 1. Platt scaling fitted on validation (sigmoid(a * logit + b), computed inside the graph).
 2. Out-of-domain score (`training.domain`): a logistic head on multi-layer pooled moments, fitted on
    CIFAKE training images against views of offdomain-dev's *fitting* sources (outlier exposure),
@@ -21,7 +25,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,6 +57,8 @@ class ExportConfig:
     distance_quantile: float = 0.99  # Mahalanobis part: out of domain above this quantile of validation
     parity_images: int = 2000  # real test images checked Keras vs ONNX
     parity_tolerance: float = 1e-4
+    flip_tta: bool = True  # the served logit also averages each picture's mirror image
+    members: tuple[str, ...] = ()  # further Keras backbones (best.keras or an exported model.keras) averaged in
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -120,12 +126,68 @@ def _fixed_dense(x, units: int, kernel: np.ndarray, bias: np.ndarray | None, nam
     return out
 
 
-def build_export_model(base, platt: tuple[float, float], domain_head, combination: OODCombination | None = None):
+BACKBONE_PREFIX = "backbone"  # nested models in the exported graph: backbone0_mirror, backbone1, ...
+ENSEMBLE_LOGIT = "ensemble_logit"
+
+
+def flip_left_right(x, name: str = "mirror"):
+    """(N, H, W, C) -> the mirror image, from stock layers (exact in float32): width moved last and
+    multiplied by the exchange matrix, then moved back."""
+    from keras import layers
+
+    width = x.shape[2]
+    swapped = layers.Permute((1, 3, 2), name=f"{name}_width_last")(x)
+    mirrored = _fixed_dense(swapped, width, np.eye(width, dtype=np.float32)[::-1], None, f"{name}_exchange")
+    return layers.Permute((1, 3, 2), name=f"{name}_width_back")(mirrored)
+
+
+def logit_backbone(model, name: str):
+    """A Keras model (a run's best.keras, or an exported model.keras) -> its pixels -> logit sub-model."""
+    import keras
+
+    from training.model import LOGIT_LAYER
+
+    return keras.Model(model.input, model.get_layer(LOGIT_LAYER).output, name=name)
+
+
+def served_logit(base, members: list = (), flip: bool = True):
+    """The logit the verdict reads, on `base.input`: the mean over backbones (base, then `members`) and,
+    with `flip`, over each picture and its mirror image. Returns (tensor (N, 1), passes per picture).
+
+    The base's own layers give its unmirrored logit, so Grad-CAM's `last_conv` stays on the path to the
+    verdict; its mirrored pass runs through a copy with the same weights."""
+    import keras
+    from keras import layers
+
+    from training.model import LOGIT_LAYER
+
+    x = base.input
+    logits = [base.get_layer(LOGIT_LAYER).output]
+    mirrored = flip_left_right(x) if flip else None
+    if flip:
+        source = logit_backbone(base, f"{BACKBONE_PREFIX}0")
+        twin = keras.models.clone_model(source)
+        twin.set_weights(source.get_weights())
+        twin.name = f"{BACKBONE_PREFIX}0_mirror"
+        logits.append(twin(mirrored))
+    for k, member in enumerate(members, start=1):
+        backbone = logit_backbone(member, f"{BACKBONE_PREFIX}{k}")
+        logits.append(backbone(x))
+        if flip:
+            logits.append(backbone(mirrored))
+    if len(logits) == 1:
+        return logits[0], 1
+    return layers.Average(name=ENSEMBLE_LOGIT)(logits), len(logits)
+
+
+def build_export_model(base, platt: tuple[float, float], domain_head, combination: OODCombination | None = None,
+                       logit=None):
     """base (outputs p_fake) -> model with outputs [calibrated P(FAKE) (N, 1), ood_score (N, 1)].
 
     ood_score is the domain head's logit on the pooled moments (`training.features`), or with a
-    `combination` the combined score described there: higher means less like CIFAKE. Stock layers
-    only, so `model.keras` loads without this package.
+    `combination` the combined score described there: higher means less like CIFAKE. `logit`: the
+    served logit (`served_logit`); default the base's own. Stock layers only, so `model.keras` loads
+    without this package.
     """
     import keras
     from keras import layers
@@ -133,7 +195,7 @@ def build_export_model(base, platt: tuple[float, float], domain_head, combinatio
     from training.features import pooled_moments
     from training.model import FEATURES_LAYER, LOGIT_LAYER
 
-    logit = base.get_layer(LOGIT_LAYER).output
+    logit = base.get_layer(LOGIT_LAYER).output if logit is None else logit
     scale = layers.Dense(1, name=CALIBRATED_LOGIT, trainable=False)
     calibrated = scale(logit)  # a * logit + b
     scale.set_weights([np.array([[platt[0]]], np.float32), np.array([platt[1]], np.float32)])
@@ -157,10 +219,11 @@ def build_export_model(base, platt: tuple[float, float], domain_head, combinatio
     return keras.Model(base.input, [p_fake, ood], name=base.name)
 
 
-def fit_domain(base, data, val: dict, platt: tuple[float, float], config: ExportConfig) -> tuple:
+def fit_domain(base, data, val: dict, platt: tuple[float, float], config: ExportConfig, logit=None) -> tuple:
     """Fit the out-of-domain head and choose its rule (see module docstring) -> (head, decision, report).
 
-    `val`: `training.features.extract` of the validation images (logit, features, moments)."""
+    `val`: `training.features.extract` of the validation images (logit, features, moments); `logit`:
+    the served logit tensor (`served_logit`), default the base's own."""
     from training import domain
     from training.features import extract
 
@@ -169,7 +232,7 @@ def fit_domain(base, data, val: dict, platt: tuple[float, float], config: Export
     views, owner = domain.views_of(pictures, config.domain_views, seed=0)
     in_images = domain.in_domain_images(data.train.images, config.ood_fit_images, seed=0)
     in_m = extract(base, in_images)["moments"]
-    view_f, val_f = extract(base, views), val
+    view_f, val_f = extract(base, views, logit=logit), val
     head = domain.fit_domain_head(in_m, view_f["moments"], config.domain_regularisation)
     sources = np.array([pictures[i].source for i in owner])
     fit_pct = domain.cross_fitted_percentiles(in_m, view_f["moments"], sources, val_f["moments"],
@@ -280,11 +343,17 @@ def band_table(labels: np.ndarray, p_fake: np.ndarray, ood: np.ndarray, decision
     return table
 
 
-def architecture(base) -> dict:
+def architecture(base, members: list = (), flip: bool = False) -> dict:
+    """The first backbone's size and layers; with an ensemble or flips, also the whole served graph's."""
     from training.model import count_flops
 
+    passes = 2 if flip else 1
+    backbones = [base, *members]
     return {"params": int(base.count_params()), "mflops": round(count_flops(base) / 1e6, 1),
-            "layers": [layer.name for layer in base.layers]}
+            "layers": [layer.name for layer in base.layers],
+            "served": {"backbones": len(backbones), "flip_tta": flip,
+                       "params": int(sum(m.count_params() for m in backbones)),
+                       "mflops": round(passes * sum(count_flops(m) for m in backbones) / 1e6, 1)}}
 
 
 def library_versions() -> dict:
@@ -309,19 +378,21 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
     state = json.loads((run_dir / "state.json").read_text())
     data = load_cifake(data_path or train_config.get("data") or None, train_config["val_fraction"], train_config["seed"])
     base = keras.models.load_model(run_dir / "best.keras")
+    members = [keras.models.load_model(path) for path in config.members]
 
     from training.features import extract
 
-    val = extract(base, data.val.images)
+    logit, passes = served_logit(base, members, config.flip_tta)
+    val = extract(base, data.val.images, logit=logit)
     platt = fit_platt(val["logit"], data.val.labels)
-    domain_head, decision, domain_report = fit_domain(base, data, val, platt, config)
+    domain_head, decision, domain_report = fit_domain(base, data, val, platt, config, logit)
     combination, decision = combine_with_distance(base, data, val, domain_head, decision, config)
     domain_report["combination"] = {"domain_threshold": combination.domain_threshold,
                                     "domain_scale": combination.domain_scale,
                                     "distance_quantile_of_validation": config.distance_quantile,
                                     "distance_threshold": combination.distance_threshold,
                                     "distance_scale": combination.distance_scale}
-    model = build_export_model(base, platt, domain_head, combination)
+    model = build_export_model(base, platt, domain_head, combination, logit)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
@@ -352,7 +423,12 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
             "version": version,
             "parent_version": parent,
             "model_name": train_config["model"],
-            "architecture": architecture(base),
+            "architecture": architecture(base, members, config.flip_tta),
+            "ensemble": {"backbones": [str(run_dir / "best.keras"), *config.members], "flip_tta": config.flip_tta,
+                         "passes_per_picture": passes,
+                         "rule": "mean of the backbones' logits over each picture (and its mirror image), "
+                                 "then Platt scaling",
+                         "gradcam": "the first backbone's unmirrored pass (its last_conv)"},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "class_names": list(CLASS_NAMES),
             "positive_class": "FAKE",
@@ -411,9 +487,10 @@ def replace_dir(staging: Path, out_dir: Path) -> None:
     shutil.move(str(staging / "model.json"), str(out_dir / "model.json"))
 
 
-def run_dir_from_export(export_dir: Path, run_dir: Path) -> Path:
-    """Turn an exported model back into a run folder (best.keras, config.json, state.json), so a shipped
-    backbone can be re-exported with new heads and rules without retraining it."""
+def run_dir_from_export(export_dir: Path, run_dir: Path) -> tuple[Path, list[str]]:
+    """Turn an exported model back into a run folder (best.keras, config.json, state.json) plus one
+    member{k}.keras per further backbone of its ensemble, so shipped backbones can be re-exported with
+    new heads and rules without retraining them. Returns (run folder, member paths)."""
     import keras
     from keras import layers
 
@@ -426,6 +503,12 @@ def run_dir_from_export(export_dir: Path, run_dir: Path) -> Path:
                        name=meta.get("model_name", "default"))
     run_dir.mkdir(parents=True, exist_ok=True)
     base.save(run_dir / "best.keras")
+    members = []
+    for layer in exported.layers:  # backbone1, backbone2, ... (backbone0_mirror is rebuilt from the base)
+        suffix = layer.name.removeprefix(BACKBONE_PREFIX)
+        if layer.name.startswith(BACKBONE_PREFIX) and suffix.isdigit() and int(suffix) > 0:
+            members.append(str(run_dir / f"member{suffix}.keras"))
+            layer.save(members[-1])
     training = meta["training"]
     (run_dir / "config.json").write_text(json.dumps(training["config"], indent=2))
     (run_dir / "state.json").write_text(json.dumps({
@@ -435,7 +518,7 @@ def run_dir_from_export(export_dir: Path, run_dir: Path) -> Path:
     report = export_dir / meta.get("plots", {}).get("training_curves", "report/training_curves.png")
     if report.exists():
         shutil.copy(report, run_dir / "curves.png")
-    return run_dir
+    return run_dir, members
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -447,12 +530,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None, help="CIFAKE zip or folder (default: the run's)")
     parser.add_argument("--parity-images", type=int, default=ExportConfig.parity_images)
     parser.add_argument("--offdomain", default="", help="offdomain-dev folder (default ../shared/datasets/offdomain-dev)")
+    parser.add_argument("--member", action="append", default=[],
+                        help="another backbone to average in (a best.keras or exported model.keras); repeatable")
+    parser.add_argument("--no-flip-tta", action="store_true", help="serve the unmirrored pass only")
     args = parser.parse_args(argv)
     started = time.time()
-    config = ExportConfig(parity_images=args.parity_images, offdomain=args.offdomain)
+    config = ExportConfig(parity_images=args.parity_images, offdomain=args.offdomain, flip_tta=not args.no_flip_tta,
+                          members=tuple(args.member))
     if args.from_export:
         with tempfile.TemporaryDirectory() as tmp:
-            run_dir = run_dir_from_export(Path(args.from_export), Path(tmp) / "run")
+            run_dir, members = run_dir_from_export(Path(args.from_export), Path(tmp) / "run")
+            config = replace(config, members=tuple(members) + config.members)
             provenance = {"backbone_from_export": args.from_export,
                           "backbone_created": json.loads((Path(args.from_export) / "model.json").read_text())["created"]}
             metadata = export(run_dir, Path(args.out), config, args.data, provenance=provenance)

@@ -42,16 +42,18 @@ def pooled_moments(base, prefix: str = "moments"):
     return layers.Concatenate(name=f"{prefix}_concat")(parts)
 
 
-def feature_model(base):
-    """base -> keras.Model(pixels -> [logit (N, 1), pooled features (N, D), moments (N, 2 * sum(widths))])."""
+def feature_model(base, logit=None):
+    """base -> keras.Model(pixels -> [logit (N, 1), pooled features (N, D), moments (N, 2 * sum(widths))]).
+
+    `logit`: a tensor on `base.input` to read instead of the base's own logit (e.g. an ensemble's mean)."""
     import keras
 
-    return keras.Model(base.input, [base.get_layer(LOGIT_LAYER).output, base.get_layer(FEATURES_LAYER).output,
-                                    pooled_moments(base)])
+    logit = base.get_layer(LOGIT_LAYER).output if logit is None else logit
+    return keras.Model(base.input, [logit, base.get_layer(FEATURES_LAYER).output, pooled_moments(base)])
 
 
-def extract(base, images: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+def extract(base, images: np.ndarray, batch_size: int = 1024, logit=None) -> dict[str, np.ndarray]:
     """(N, 32, 32, 3) uint8/float 0-255 -> {"logit": (N,), "features": (N, D), "moments": (N, M)} float32."""
-    logits, features, moments = feature_model(base).predict(images.astype(np.float32), batch_size=batch_size,
-                                                            verbose=0)
+    logits, features, moments = feature_model(base, logit).predict(images.astype(np.float32),
+                                                                   batch_size=batch_size, verbose=0)
     return {"logit": logits.reshape(-1), "features": features, "moments": moments}
