@@ -17,17 +17,17 @@ import argparse
 import json
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import zipfile
-import zlib
 from pathlib import Path
 
 import httpx
+
+from bench.hostile import flat_png
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.jpg"))
@@ -100,24 +100,12 @@ def start_bare() -> tuple[str, subprocess.Popen]:
 
 
 # -- hostile uploads ------------------------------------------------------------------------------------
-def huge_png(bits: int, side: int = 7000) -> bytes:
-    colour_type, row = (2, bytes(3 * side)) if bits == 8 else (0, b"\x03\xe8" * side)
-    compressor = zlib.compressobj(1)
-    body = b"".join(compressor.compress(b"\x00" + row) for _ in range(side)) + compressor.flush()
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    header = struct.pack(">IIBBBBB", side, side, bits, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-
-
 def hostile_files(folder: Path) -> list[tuple[str, Path]]:
     """(endpoint, file) pairs a probe would send."""
     files = []
     for bits in (8, 16):
         path = folder / f"huge_{bits}bit.png"
-        path.write_bytes(huge_png(bits))
+        path.write_bytes(flat_png(7000, 7000, bits))
         files.append(("/predict", path))
     bomb = folder / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 
 import httpx
 
@@ -51,6 +52,24 @@ def stop_server(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(10)
+
+
+@contextmanager
+def running_app(data_dir, extra_env: dict | None = None, users: tuple = ()):
+    """`python app.py` on a free port with these accounts ((name, password[, e-mail]), made after the
+    start, as an admin would); yields (url, process) and stops the server afterwards."""
+    port = free_port()
+    process = start_server(data_dir, port, extra_env)
+    try:
+        from webapp.store import Store
+
+        store = Store(folder=data_dir)
+        for name, password, *email in users:
+            store.create_user(name, password, **({"email": email[0]} if email else {}))
+        store.engine.dispose()
+        yield f"http://127.0.0.1:{port}/", process
+    finally:
+        stop_server(process)
 
 
 def sign_in(url: str, name: str, password: str, local_address: str | None = None) -> httpx.Client:

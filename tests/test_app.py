@@ -6,7 +6,8 @@ import zipfile
 import httpx
 import pytest
 
-from appserver import ADMIN, USER, call_event, free_port, gradio_client, sign_in, start_server, stop_server, upload
+from appserver import (ADMIN, USER, call_event, free_port, gradio_client, running_app, sign_in, start_server,
+                       stop_server, upload)
 
 LABELS = ("REAL", "FAKE", "UNCERTAIN")
 
@@ -14,13 +15,8 @@ LABELS = ("REAL", "FAKE", "UNCERTAIN")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("appdata")
-    port = free_port()
-    process = start_server(data_dir, port, {"CIFAKE_WARMUP": "0"})
-    from webapp.store import Store
-
-    Store(folder=data_dir).create_user(*USER, email="alice@example.org")
-    yield f"http://127.0.0.1:{port}/", data_dir
-    stop_server(process)
+    with running_app(data_dir, {"CIFAKE_WARMUP": "0"}, [(*USER, "alice@example.org")]) as (url, _):
+        yield url, data_dir
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ import sys
 import threading
 import time
 import zipfile
-import zlib
 from pathlib import Path
 
 import httpx
 import pytest
 
-from appserver import (ADMIN, USER, call_event, free_port, gradio_client, sign_in, start_server, stop_server,
-                       upload)
+from appserver import (ADMIN, USER, call_event, gradio_client, running_app, sign_in, upload)
+from bench.hostile import flat_png
 from conftest import PROJECT_ROOT
 
 MAX_FILE_MB, ZIP_MAX_MB, BATCH_MAX = 5, 8, 40
@@ -24,33 +23,20 @@ MAX_FILE_MB, ZIP_MAX_MB, BATCH_MAX = 5, 8, 40
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("securitydata")
-    port = free_port()
-    process = start_server(data_dir, port, {
-        "CIFAKE_WARMUP": "0", "CIFAKE_MAX_FILE_MB": str(MAX_FILE_MB), "CIFAKE_ZIP_MAX_MB": str(ZIP_MAX_MB),
-        "CIFAKE_BATCH_MAX_FILES": str(BATCH_MAX), "CIFAKE_LOGIN_ADDRESS_BUDGET": "12"})
-    from webapp.store import Store
-
-    store = Store(folder=data_dir)
-    store.create_user(*USER, email="alice@example.org")
-    store.create_user("bob", "bob-password-123")
-    store.engine.dispose()
-    yield f"http://127.0.0.1:{port}/", data_dir, process
-    stop_server(process)
+    env = {"CIFAKE_WARMUP": "0", "CIFAKE_MAX_FILE_MB": str(MAX_FILE_MB), "CIFAKE_ZIP_MAX_MB": str(ZIP_MAX_MB),
+           "CIFAKE_BATCH_MAX_FILES": str(BATCH_MAX), "CIFAKE_LOGIN_ADDRESS_BUDGET": "12"}
+    with running_app(data_dir, env, [(*USER, "alice@example.org"), ("bob", "bob-password-123")]) as (url, process):
+        yield url, data_dir, process
 
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory):
     """Short idle time, tight per-address limits, deployed-on-Spaces headers."""
     data_dir = tmp_path_factory.mktemp("strictdata")
-    port = free_port()
-    process = start_server(data_dir, port, {
-        "CIFAKE_WARMUP": "0", "CIFAKE_SESSION_IDLE_MINUTES": "0.1", "CIFAKE_REGISTRATIONS_PER_HOUR": "2",
-        "CIFAKE_VISITOR_PER_MINUTE": "2", "SPACE_HOST": "someone-cifake.hf.space", "CIFAKE_TRUST_PROXY": "1"})
-    from webapp.store import Store
-
-    Store(folder=data_dir).create_user(*USER)
-    yield f"http://127.0.0.1:{port}/", data_dir
-    stop_server(process)
+    env = {"CIFAKE_WARMUP": "0", "CIFAKE_SESSION_IDLE_MINUTES": "0.1", "CIFAKE_REGISTRATIONS_PER_HOUR": "2",
+           "CIFAKE_VISITOR_PER_MINUTE": "2", "SPACE_HOST": "someone-cifake.hf.space", "CIFAKE_TRUST_PROXY": "1"}
+    with running_app(data_dir, env, [USER]) as (url, _):
+        yield url, data_dir
 
 
 @pytest.fixture(scope="module")
@@ -157,26 +143,13 @@ def test_the_cli_reports_a_forged_zip_without_a_traceback(tmp_path):
 
 
 # -- 2. huge pictures: bounded memory ------------------------------------------------------------------
-def _png(width: int, height: int, bits: int) -> bytes:
-    """A flat PNG of width x height written with zlib directly (fast): 8-bit RGB or 16-bit grey."""
-    colour_type, row = (2, bytes(3 * width)) if bits == 8 else (0, b"\x03\xe8" * width)
-    compressor = zlib.compressobj(1)
-    body = b"".join(compressor.compress(b"\x00" + row) for _ in range(height)) + compressor.flush()
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    header = struct.pack(">IIBBBBB", width, height, bits, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-
-
 def test_four_concurrent_49_megapixel_pngs_stay_under_1_5_gb_and_memory_comes_back(server, tmp_path):
     from gradio_client import handle_file
 
     paths = []
     for i, bits in enumerate((8, 16, 8, 16)):
         path = tmp_path / f"huge{i}_{bits}bit.png"
-        path.write_bytes(_png(7000, 7000, bits))
+        path.write_bytes(flat_png(7000, 7000, bits))
         paths.append(path)
     clients = [gradio_client(server[0], USER) for _ in paths]
     clients[0].predict(handle_file(str(paths[0])), api_name="/predict")  # first use: model and code loaded
