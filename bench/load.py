@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50, help="concurrent normal clients")
     parser.add_argument("--requests", type=int, default=20, help="/predict calls per client")
     parser.add_argument("--no-hostile", action="store_true", help="no hostile uploads during the app's run")
+    parser.add_argument("--login-flood-only", action="store_true", help="only /predict p50 idle vs a login flood")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "load.json"))
     args = parser.parse_args(argv)
@@ -217,6 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     folder = Path(tempfile.mkdtemp(prefix="cifake-load-"))
     app_url, app = start_app(folder / "data")
+    if args.login_flood_only:
+        try:
+            report = {"login_flood": measure_login_flood(app_url)}
+        finally:
+            app.terminate()
+            app.wait(60)
+        print(json.dumps(report, indent=2))
+        return 0
     bare_url, bare = start_bare()
     report: dict = {"clients": args.clients, "requests_per_client": args.requests}
     try:

@@ -25,6 +25,7 @@ from webapp.store import AccountError
 
 log = logging.getLogger("cifake.server")
 HASH_SLOTS = 2  # scrypt calls at once (64 MB and ~50 ms each); the rest wait without blocking the loop
+FAILED_SIGN_IN_DELAY = 0.5  # seconds before a refused sign-in is answered: a flood gets slow answers, not CPU
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -141,8 +142,10 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
             username = await anyio.to_thread.run_sync(auth.sign_in, name, password, address(request),
                                                       limiter=hash_slots)
         except LoginRefused as err:
+            await anyio.sleep(FAILED_SIGN_IN_DELAY)
             return _login_failed(request, str(err), 429, {"Retry-After": str(int(err.retry_after) + 1)})
         if username is None:
+            await anyio.sleep(FAILED_SIGN_IN_DELAY)  # costs the event loop nothing; each flooding client waits
             return _login_failed(request, "Wrong user name, e-mail or password.", 401)
         token = auth.sign(store.create_session(username, address(request)))
         response = RedirectResponse("/", status_code=303) if _wants_html(request) else \
