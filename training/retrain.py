@@ -399,7 +399,7 @@ def retrain(data_dir: Path, by: str = "", config: RetrainConfig = RetrainConfig(
                 "by": by, "run_id": run_id, "method": config.method, "head": head, "new_images": len(new),
                 "new_train": len(new_train), "new_holdout": len(new_holdout), "original": described,
                 "config": asdict(config), "seconds": round(time.time() - started, 1),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_rss_mb": peak_rss_mb(),
                 "new_train_accuracy_after": gate.pop("new_train_accuracy_after"), "gate": gate,
             }
             (staging / "model.json").write_text(json.dumps(metadata, indent=2))
@@ -413,6 +413,18 @@ def retrain(data_dir: Path, by: str = "", config: RetrainConfig = RetrainConfig(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return metadata
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory. /proc's VmHWM, not getrusage: Linux carries ru_maxrss over
+    fork + exec, so a worker started by a large process would report its starter's memory."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main(argv: list[str] | None = None) -> int:
