@@ -72,6 +72,7 @@ class RetrainConfig:
     head_l2: float = 1.0  # L2 penalty on the head's weights (standardised features); 0.03 moved 2 of 300 CIFAKE pictures
     distill_weight: float = 10.0  # weight of "stay the parent on replay" against "fit the new pictures"
     head_gate: bool = True  # the head speaks only where the parent's out-of-domain score is high
+    gate_quantile: float = 0.99  # the gate is 1/2 at least this far out among replay pictures (or beyond the OOD threshold)
     # memory
     memory_temperature: float = 0.05  # kernel width in cosine distance
     memory_strength: float = 2.0  # logit shift per unit of kernel mass
@@ -241,8 +242,10 @@ def build_head_version(parent, parent_meta: dict, new_train: Split, replay: Spli
     standard = standardise(moments)
     standardise.set_weights([np.diag(1.0 / std).astype(np.float32), (-mean / std).astype(np.float32)])
     if config.method == "head":
-        # the gate: 1/2 at the parent's out-of-domain threshold, ~0.02 at the median replay picture
-        threshold = float(parent_meta["decision"]["ood_threshold"])
+        # the gate: 1/2 at the parent's out-of-domain threshold or, if that lets the head reach more than 1 % of
+        # CIFAKE (a band rule may flag 7 %), at the replay pictures' 99th percentile; ~0.02 at the median one
+        threshold = max(float(parent_meta["decision"]["ood_threshold"]),
+                        float(np.quantile(old_f["ood"], config.gate_quantile)))
         scale = max(1e-6, (threshold - float(np.median(old_f["ood"]))) / 4.0) if config.head_gate else None
         gates = [domain_gate(f["ood"], threshold, scale) if scale else np.ones(len(f["ood"])) for f in (new_f, old_f)]
         w, b = fit_residual_head(new_z, new_train.labels.astype(np.float64), new_f["logit"], gates[0], replay_z,
