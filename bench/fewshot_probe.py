@@ -26,16 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def unit_features(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(served logit (N,), unit-normalised standardised pooled moments (N, M))."""
-    import keras
+    """(served logit (N,), unit-normalised standardised pooled moments (N, M)), read by
+    `training.retrain.extract_features` as the retraining methods read them."""
+    from training.retrain import extract_features
 
-    from training.features import pooled_moments
-    from training.retrain import served_logit
-
-    probe = keras.Model(model.input, [served_logit(model), pooled_moments(model, prefix="probe")])
-    logit, moments = probe.predict(images.astype(np.float32), batch_size=256, verbose=0)
+    features = extract_features(model, images)
+    moments = features["moments"]
     z = (moments - moments.mean(axis=0)) / (moments.std(axis=0) + 1e-6)
-    return logit.reshape(-1), z / np.linalg.norm(z, axis=1, keepdims=True)
+    return features["logit"], z / np.linalg.norm(z, axis=1, keepdims=True)
 
 
 def probe_share(logit: np.ndarray, unit: np.ndarray, labels: np.ndarray, split: dict) -> dict:

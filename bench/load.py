@@ -89,6 +89,15 @@ def start_app(data_dir: Path) -> tuple[str, subprocess.Popen]:
     return url, process
 
 
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def start_bare() -> tuple[str, subprocess.Popen]:
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "bench.load", "--serve-bare", str(port)], cwd=PROJECT_ROOT,
@@ -222,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = {"login_flood": measure_login_flood(app_url)}
         finally:
-            app.terminate()
-            app.wait(60)
+            stop_server(app)
         print(json.dumps(report, indent=2))
         return 0
     bare_url, bare = start_bare()
@@ -253,12 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         report["login_flood"] = measure_login_flood(app_url)
     finally:
         for process in (app, bare):
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_server(process)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

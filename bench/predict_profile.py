@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> dict:
     from inference.explain import explain
     from webapp.auth import SESSION_COOKIE
     from webapp.context import AppContext
+    from webapp.service import Analysis
     from webapp.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,8 +50,6 @@ def main(argv: list[str] | None = None) -> dict:
             marks.append(time.perf_counter())
             explanation = explain(prediction, None, prepared.original_size)
             marks.append(time.perf_counter())
-            from webapp.service import Analysis
-
             analysis = Analysis(path.name, prediction, explanation, prepared.pixels, prepared.display,
                                 prepared.original_size, version)
             ctx.service.record(user.username, analysis, "api")

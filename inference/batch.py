@@ -213,8 +213,6 @@ class Scorer:
             row.update(result_row(row["file"], prediction, None), decode_s=row["decode_s"], model_s=per_picture)
 
 
-
-
 def result_schema(timings: bool = False):
     import pyarrow as pa
 

@@ -112,10 +112,6 @@ class OODCombination:
     distance_threshold: float
     distance_scale: float
 
-    def combine(self, domain: np.ndarray, distance: np.ndarray) -> np.ndarray:
-        return np.maximum((domain - self.domain_threshold) / self.domain_scale,
-                          (distance - self.distance_threshold) / self.distance_scale)
-
 
 def _fixed_dense(x, units: int, kernel: np.ndarray, bias: np.ndarray | None, name: str):
     from keras import layers

@@ -142,11 +142,9 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
             username = await anyio.to_thread.run_sync(auth.sign_in, name, password, address(request),
                                                       limiter=hash_slots)
         except LoginRefused as err:
-            await anyio.sleep(FAILED_SIGN_IN_DELAY)
-            return _login_failed(request, str(err), 429, {"Retry-After": str(int(err.retry_after) + 1)})
+            return await _login_failed(request, str(err), 429, {"Retry-After": str(int(err.retry_after) + 1)})
         if username is None:
-            await anyio.sleep(FAILED_SIGN_IN_DELAY)  # costs the event loop nothing; each flooding client waits
-            return _login_failed(request, "Wrong user name, e-mail or password.", 401)
+            return await _login_failed(request, "Wrong user name, e-mail or password.", 401)
         token = auth.sign(store.create_session(username, address(request)))
         response = RedirectResponse("/", status_code=303) if _wants_html(request) else \
             JSONResponse({"success": True, "username": username})
@@ -154,7 +152,8 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
                                                                                      settings.trust_proxy), None))
         return response
 
-    def _login_failed(request: Request, message: str, status: int, headers: dict | None = None):
+    async def _login_failed(request: Request, message: str, status: int, headers: dict | None = None):
+        await anyio.sleep(FAILED_SIGN_IN_DELAY)  # costs the event loop nothing; each flooding client waits
         if _wants_html(request):
             response = html_page("Sign in", signin_form_html(ctx.smtp_enabled, message), status)
         else:
