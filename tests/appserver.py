@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import httpx
 
+from bench.load import stop_server
 from conftest import PROJECT_ROOT
 
 ADMIN = ("admin", "admin-password-123")
@@ -43,15 +44,6 @@ def start_server(data_dir, port: int, extra_env: dict | None = None, log_name: s
             time.sleep(0.5)
     process.kill()
     raise RuntimeError("app.py did not start in 900 s:\n" + (data_dir / log_name).read_text())
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 @contextmanager
