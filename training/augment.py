@@ -149,15 +149,20 @@ def flip_and_shift(images: np.ndarray, rng: np.random.Generator, max_shift: int 
 
 def epoch_images(
     clean: np.ndarray, variants: np.ndarray | None, rng: np.random.Generator, p_clean: float = 0.25,
-    max_shift: int = 2,
-) -> np.ndarray:
-    """One epoch's training images: per image the clean copy or one re-delivered variant, flipped/shifted."""
+    max_shift: int = 2, return_choice: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """One epoch's training images: per image the clean copy or one re-delivered variant, flipped/shifted.
+
+    With `return_choice`, also (N,) int: which copy each image is, 0 = clean, v + 1 = variant v."""
+    n = len(clean)
+    choice = np.zeros(n, np.int64)
     if variants is None or len(variants) == 0:
         chosen = clean
     else:
-        n = len(clean)
         pick = rng.integers(0, len(variants), n)
         use_clean = rng.random(n) < p_clean
         chosen = np.asarray(variants[pick, np.arange(n)])
         chosen[use_clean] = clean[use_clean]
-    return flip_and_shift(chosen, rng, max_shift)
+        choice = np.where(use_clean, 0, pick + 1)
+    images = flip_and_shift(chosen, rng, max_shift)
+    return (images, choice) if return_choice else images

@@ -8,6 +8,9 @@ Named recipes (`--recipe`) fix every field at once; explicit flags given after i
 - `anchor`: the published from-scratch CIFAKE recipe (issue 9): 32/64/128 x 2 convs, no dropout,
   flip + 4-px shifts, AdamW 1e-3 / wd 1e-4, cosine over 25 epochs, no re-delivery.
 - `v2`: the anchor network with light re-delivery (no blur/noise), EMA of the weights, AdamW 2e-3.
+- `v2-distill`: `v2` whose targets mix the label with the shipped models' probabilities (knowledge
+  distillation from `exported/` and any `--teacher` folders, averaged in logit space; computed once
+  per training picture and re-delivered variant with ONNX, cached in the run folder).
 Export the result with `python -m training.export --run runs/<name>`.
 """
 from __future__ import annotations
@@ -52,6 +55,8 @@ class TrainConfig:
     max_shift: int = 2  # random integer shift in px (reflect padding), with a random left-right flip
     dropout: float = DEFAULT_CONFIG.dropout  # before the logit
     ema_decay: float = 0.0  # >0: keep an exponential moving average of all weights (per step)
+    teachers: tuple[str, ...] = ()  # exported model folders whose averaged logit teaches (distillation)
+    distill: float = 0.0  # target = (1 - distill) * label + distill * teachers' P(FAKE)
     recipe: str = ""  # the named recipe these values came from, if any
     data: str = ""  # zip or folder; "" = ../shared/datasets/cifake
     run_dir: str = ""  # "" = runs/<model>
@@ -65,6 +70,7 @@ RECIPES = {
                dropout=0.0, epochs=24, learning_rate=2e-3, weight_decay=1e-4, patience=24,
                redelivery=True, redelivery_preset="light", p_clean=0.5, max_shift=3, ema_decay=0.999),
 }
+RECIPES["v2-distill"] = dict(RECIPES["v2"], teachers=("exported",), distill=0.5)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -95,6 +101,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     parser.add_argument("--max-shift", type=int, default=TrainConfig.max_shift, help="random shift in px")
     parser.add_argument("--dropout", type=float, default=TrainConfig.dropout, help="dropout before the logit")
     parser.add_argument("--ema-decay", type=float, default=0.0, help="EMA of weights per step (0 = off)")
+    parser.add_argument("--teacher", action="append", default=[], dest="teachers",
+                        help="exported model folder that teaches (repeatable; averaged in logit space)")
+    parser.add_argument("--distill", type=float, default=0.0,
+                        help="weight of the teachers' P(FAKE) in the target (0 = labels only)")
     parser.add_argument("--data", default="", help="CIFAKE zip or folder (default ../shared/datasets/cifake)")
     parser.add_argument("--run-dir", default="", help="output folder (default runs/<model>)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from last.keras")
@@ -104,10 +114,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
         subset=args.subset, redelivery=not args.no_redelivery, redelivery_preset=args.redelivery_preset,
         variants=args.variants, p_clean=args.p_clean, max_shift=args.max_shift, dropout=args.dropout,
-        ema_decay=args.ema_decay, data=args.data, run_dir=args.run_dir,
+        ema_decay=args.ema_decay, data=args.data, run_dir=args.run_dir, teachers=tuple(args.teachers),
+        distill=args.distill,
     )
     if args.recipe:
         explicit = _explicit_dests(parser, argv)
+        if "teachers" in explicit:  # --teacher adds to the recipe's teachers
+            values["teachers"] = RECIPES[args.recipe].get("teachers", ()) + values["teachers"]
         values.update({k: v for k, v in RECIPES[args.recipe].items() if k not in explicit}, recipe=args.recipe)
     config = TrainConfig(**values)
     return config, args.resume
@@ -210,6 +223,39 @@ def plot_curves(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def teacher_probabilities(teachers: tuple[str, ...], clean: np.ndarray, variants: np.ndarray | None,
+                          run_dir: Path) -> np.ndarray:
+    """(1 + V, N) float32: the teachers' P(FAKE) (their ONNX graphs as served, logits averaged) for each
+    training picture's clean copy (row 0) and re-delivered variants; cached in the run folder, keyed by
+    the teachers' ONNX files, so a resumed run reads the same targets."""
+    import hashlib
+
+    from training.export import run_onnx
+
+    if not teachers:
+        raise ValueError("distillation needs at least one --teacher (an exported model folder)")
+    onnx = [(Path(t) if Path(t).is_absolute() else PROJECT_ROOT / t) / "model.onnx" for t in teachers]
+    key = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in onnx))
+    key.update(f"{len(clean)}-{0 if variants is None else len(variants)}".encode())
+    cache = run_dir / f"teacher-{key.hexdigest()[:16]}.npy"
+    if cache.exists():
+        return np.load(cache)
+    copies = [clean] + ([] if variants is None else [variants[v] for v in range(len(variants))])
+    logits = np.zeros((len(copies), len(clean)), np.float64)
+    for path in onnx:
+        for row, images in enumerate(copies):
+            p = np.clip(run_onnx(path, np.asarray(images))[0].astype(np.float64), 1e-6, 1 - 1e-6)
+            logits[row] += np.log(p / (1 - p)) / len(onnx)
+    probabilities = (1 / (1 + np.exp(-logits))).astype(np.float32)
+    tmp = cache.with_suffix(".tmp.npy")
+    np.save(tmp, probabilities)
+    tmp.replace(cache)
+    (run_dir / "teachers.json").write_text(json.dumps(
+        {"teachers": [str(p) for p in onnx], "sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in onnx],
+         "cache": cache.name}, indent=2))
+    return probabilities
+
+
 def _save_state(run_dir: Path, state: dict) -> None:
     tmp = run_dir / "state.json.tmp"
     tmp.write_text(json.dumps(state, indent=2))
@@ -243,6 +289,14 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                                  cache_dir=data_module.CACHE_DIR.parent / "augment")
         print(f"re-delivery variants {variants.shape} ready in {time.time() - started:.0f} s", flush=True)
 
+    teacher = None
+    if config.distill > 0:
+        started = time.time()
+        teacher = teacher_probabilities(config.teachers, train_x, variants, run_dir)
+        agree = float(((teacher[0] >= 0.5) == (train_y >= 0.5)).mean())
+        print(f"teachers {list(config.teachers)}: P(FAKE) for {teacher.shape[0]} copies of {teacher.shape[1]} "
+              f"images in {time.time() - started:.0f} s (clean copies agree with the labels {agree:.4f})", flush=True)
+
     steps = int(np.ceil(len(train_y) / config.batch_size))
     state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "train_seconds": 0.0}
     if resume and (run_dir / "last.keras").exists() and (run_dir / "state.json").exists():
@@ -266,10 +320,15 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         rng = np.random.default_rng([config.seed, epoch])
-        epoch_x = epoch_images(train_x, variants, rng, config.p_clean, config.max_shift).astype("float32")
+        epoch_x, choice = epoch_images(train_x, variants, rng, config.p_clean, config.max_shift, return_choice=True)
+        epoch_x = epoch_x.astype("float32")
+        targets = train_y
+        if teacher is not None:  # the teachers' P(FAKE) of the very copy shown (before flip and shift)
+            soft = teacher[choice, np.arange(len(train_y))]
+            targets = ((1 - config.distill) * train_y + config.distill * soft).astype("float32")
         order = rng.permutation(len(train_y))
         started = time.time()
-        fit = model.fit(epoch_x[order], train_y[order], batch_size=config.batch_size, epochs=1, verbose=0,
+        fit = model.fit(epoch_x[order], targets[order], batch_size=config.batch_size, epochs=1, verbose=0,
                         callbacks=callbacks)
         del epoch_x
         val_loss, val_acc, val_auc = model.evaluate(val_x, val_y, batch_size=512, verbose=0)
@@ -294,7 +353,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         _save_model(model, run_dir / "last.keras")
         _save_state(run_dir, state)
         ema_text = f"  ema_val_acc {record['ema_val_accuracy']:.4f}" if ema is not None else ""
-        print(f"epoch {epoch:2d}/{config.epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}  "
+        train_acc = "soft targets" if teacher is not None else f"{record['accuracy']:.4f}"  # Keras compares with them
+        print(f"epoch {epoch:2d}/{config.epochs}  loss {record['loss']:.4f}  acc {train_acc}  "
               f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  val_auc {val_auc:.4f}{ema_text}  "
               f"{seconds:.0f} s{'  *best (' + kind + ')' if improved else ''}", flush=True)
         if epoch - state["best_epoch"] >= config.patience:
