@@ -100,7 +100,7 @@ def _pid_alive(pid: int) -> bool:
 def _nothing_half_written(service):
     models = service.registry.root
     assert service.registry.versions() == [1] and service.registry.active_version() == 1
-    assert not list(models.glob("v*")) and not list(models.glob(".retrain-*")) and not list(models.glob(".staging-*"))
+    assert not list(models.glob("v*")) and not list(models.glob(".retrain-*"))
 
 
 # -- learning ---------------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def test_a_starting_replica_removes_only_stale_staging_folders(tmp_path):
     import time
 
     root = tmp_path / "models"
-    fresh, stale = root / ".staging-11-1", root / ".staging-12-2"  # another replica's export; a crash's leftover
+    fresh, stale = root / ".retrain-run11", root / ".retrain-run12"  # another replica's export; a crash's leftover
     for folder in (fresh, stale):
         folder.mkdir(parents=True)
         (folder / "model.onnx").write_bytes(b"partial")

@@ -5,9 +5,10 @@ is recorded in the database (`app_state`, shared by every app process on it) and
 retraining worker that only writes the file is served too, and so is a data folder from before the
 database record existed.
 
-A version folder appears only once complete: retraining writes into `models/.staging-*` and renames
-it into place as its last step, so a crash leaves no partial version (staging folders untouched for an
-hour are removed on the next start; a younger one may belong to another replica's retraining).
+A version folder appears only once complete: retraining writes into `models/.retrain-<run id>` and
+renames it into place as its last step, so a crash leaves no partial version. The app removes a stopped
+run's staging folder when it notices the run ended (`webapp.retrain_jobs`); on start, any staging folder
+untouched for an hour is removed too (a younger one may belong to another replica's retraining).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from inference.model_card import EXPORTED_DIR, ModelMetadataError, load_metadata
 
 SHIPPED_VERSION = 1
+STAGING_PREFIX = ".retrain-"  # models/.retrain-<run id>: a retraining run's export before it is committed
 STALE_STAGING_SECONDS = 3600.0  # on start, only staging folders untouched this long are a crash's leftovers
 ACTIVE_KEY = "active_model"  # app_state key of the served version's record
 
@@ -48,11 +50,6 @@ class Registry:
     def next_version(self) -> int:
         return max(self.versions()) + 1
 
-    def staging_dir(self) -> Path:
-        path = self.root / f".staging-{os.getpid()}-{time.time_ns()}"
-        path.mkdir(parents=True)
-        return path
-
     def commit(self, staging: Path, version: int) -> Path:
         """Rename a complete staging folder into place as `v<version>` (atomic on one filesystem)."""
         load_metadata(staging, check_files=("model.onnx", "model.keras"))  # refuse an incomplete export
@@ -64,7 +61,7 @@ class Registry:
 
     def clean_staging(self, older_than: float = 0.0) -> None:
         """Remove staging folders last written more than `older_than` seconds ago (all by default)."""
-        for path in self.root.glob(".staging-*"):
+        for path in self.root.glob(f"{STAGING_PREFIX}*"):
             try:
                 age = time.time() - max(p.stat().st_mtime for p in [path, *path.rglob("*")])
             except OSError:  # removed meanwhile

@@ -34,10 +34,11 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from webapp.registry import STAGING_PREFIX  # the worker (training.retrain) names its staging folder with it
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCK_NAME = "retrain.lock"
 STATUS_NAME = "retrain_status.json"
-STAGING_PREFIX = ".retrain-"
 TERMINAL_STATES = ("done", "failed", "cancelled", "stopped")
 
 
