@@ -38,8 +38,9 @@ def median_seconds(fn, repeats: int, warmup: int = 3) -> float:
 
 
 def probe_process(code: str) -> dict:
-    """Run `code` in a fresh interpreter; it prints JSON. Adds the process's peak RSS (MB)."""
-    wrapped = code + "\nimport resource\nprint(json.dumps({**out, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    """Run `code` in a fresh interpreter; it prints JSON. Adds the process's peak RSS (MB, VmHWM: getrusage
+    would report this benchmark's own memory, which Linux carries over fork + exec)."""
+    wrapped = code + "\nfrom training.memory import peak_rss_mb\nprint(json.dumps({**out, 'peak_rss_mb': peak_rss_mb()}))"
     result = subprocess.run([sys.executable, "-c", "import json, time\n" + wrapped], cwd=ROOT, capture_output=True,
                             text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if result.returncode != 0:

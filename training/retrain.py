@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -51,6 +50,7 @@ from PIL import Image
 
 from inference.model_card import load_metadata
 from training.data import DEFAULT_DATA, PROJECT_ROOT, Split, load_cifake, load_labelled
+from training.memory import peak_rss_mb
 from webapp.registry import Registry
 from webapp.retrain_jobs import (STAGING_PREFIX, RetrainBusyError, WorkerCancelled, hold_worker_lock,
                                  install_cancellation, signals_deferred, write_status)
@@ -416,18 +416,6 @@ def retrain(data_dir: Path, by: str = "", config: RetrainConfig = RetrainConfig(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return metadata
-
-
-def peak_rss_mb() -> int:
-    """This process's peak resident memory. /proc's VmHWM, not getrusage: Linux carries ru_maxrss over
-    fork + exec, so a worker started by a large process would report its starter's memory."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main(argv: list[str] | None = None) -> int:
