@@ -127,6 +127,8 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     user_page.get_by_role("button", name="Set the new password").click()
     user_page.get_by_text("is changed").wait_for(timeout=30000)
     _sign_in(user_page, url, "carol@example.org", NEW_PASSWORD)
+    for visitors_only in ("Sign in", "Register"):  # signed in: the visitor's tabs are gone
+        expect(user_page.get_by_role("tab", name=visitors_only)).to_have_count(0)
 
     # predicts, sees the prediction in History at once, flags it
     _analyse(user_page, sample_paths["FAKE"][1])

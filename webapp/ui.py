@@ -34,8 +34,10 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             header = gr.HTML("", elem_id="header")  # filled on load: who is signed in
         with gr.Tabs():
             pages = [module.build(ctx) for module in PAGE_MODULES]
-        for page in pages:
-            page.tab.visible = page.visible_for(None)  # what a visitor sees before the page has loaded
+        for page in pages:  # before the page has loaded: only the tabs everyone sees. The load event then
+            # shows the visitor's or the member's tabs; it never has to hide one (Gradio 6.31 leaves a tab
+            # that was rendered visible in the tab bar when an update sets visible=False).
+            page.tab.visible = page.audience == "everyone"
         api.build(ctx)
 
         def show_pages(request: gr.Request):
