@@ -67,3 +67,14 @@ def test_epoch_images_mix_clean_and_variants(images):
     variants = np.stack([255 - images, 255 - images])
     out = epoch_images(images, variants, np.random.default_rng(0), p_clean=0.5)
     assert out.shape == images.shape and out.dtype == np.uint8
+
+
+def test_epoch_images_say_which_copy_each_image_is(images):
+    variants = np.stack([255 - images, images // 2])
+    out, choice = epoch_images(images, variants, np.random.default_rng(3), p_clean=0.4, max_shift=0, return_choice=True)
+    same = epoch_images(images, variants, np.random.default_rng(3), p_clean=0.4, max_shift=0)
+    np.testing.assert_array_equal(out, same)  # asking for the choice draws nothing more
+    copies = np.concatenate([images[None], variants])  # 0 = clean, v + 1 = variant v
+    assert set(choice) <= {0, 1, 2} and len(set(choice)) > 1
+    for i, c in enumerate(choice):
+        assert np.array_equal(out[i], copies[c, i]) or np.array_equal(out[i], copies[c, i, :, ::-1])

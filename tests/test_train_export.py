@@ -171,3 +171,24 @@ def test_evaluate_cli_reports_metrics_and_plots(tiny_export, tiny_cifake, tmp_pa
     assert (tmp_path / "report.json").exists() and (tmp_path / "reliability.png").exists()
     without = main(["--model-dir", str(folder), "--data", str(tiny_cifake), "--exclude-leaked", "--out", str(tmp_path)])
     assert without["n"] == 39
+
+
+def test_distillation_targets_are_the_teachers_probabilities_of_each_copy(tiny_export, tiny_cifake, tmp_path):
+    import training.data as data
+    from training.export import run_onnx
+    from training.train import TrainConfig, train
+
+    old = data.CACHE_DIR
+    data.CACHE_DIR = tmp_path / "cache"
+    try:
+        config = TrainConfig(epochs=1, batch_size=32, variants=1, data=str(tiny_cifake), run_dir=str(tmp_path / "run"),
+                             val_fraction=0.25, teachers=(str(tiny_export[0]),), distill=0.5)
+        run_dir = train(config)
+        loaded = data.load_cifake(str(tiny_cifake), 0.25, 0)
+    finally:
+        data.CACHE_DIR = old
+    record = json.loads((run_dir / "teachers.json").read_text())
+    teacher = np.load(run_dir / record["cache"])
+    assert teacher.shape == (2, len(loaded.train))  # the clean copy and one re-delivered variant per picture
+    np.testing.assert_allclose(teacher[0], run_onnx(tiny_export[0] / "model.onnx", loaded.train.images)[0], atol=1e-5)
+    assert json.loads((run_dir / "config.json").read_text())["distill"] == 0.5
