@@ -240,6 +240,7 @@ def teacher_probabilities(teachers: tuple[str, ...], clean: np.ndarray, variants
     cache = run_dir / f"teacher-{key.hexdigest()[:16]}.npy"
     if cache.exists():
         return np.load(cache)
+    started = time.time()
     copies = [clean] + ([] if variants is None else [variants[v] for v in range(len(variants))])
     logits = np.zeros((len(copies), len(clean)), np.float64)
     for path in onnx:
@@ -252,7 +253,7 @@ def teacher_probabilities(teachers: tuple[str, ...], clean: np.ndarray, variants
     tmp.replace(cache)
     (run_dir / "teachers.json").write_text(json.dumps(
         {"teachers": [str(p) for p in onnx], "sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in onnx],
-         "cache": cache.name}, indent=2))
+         "cache": cache.name, "seconds": round(time.time() - started, 1)}, indent=2))  # part of the training time
     return probabilities
 
 
