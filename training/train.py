@@ -235,7 +235,8 @@ def teacher_probabilities(teachers: tuple[str, ...], clean: np.ndarray, variants
     if not teachers:
         raise ValueError("distillation needs at least one --teacher (an exported model folder)")
     onnx = [(Path(t) if Path(t).is_absolute() else PROJECT_ROOT / t) / "model.onnx" for t in teachers]
-    key = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in onnx))
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in onnx]  # each file read once
+    key = hashlib.sha256("".join(digests).encode())
     key.update(f"{len(clean)}-{0 if variants is None else len(variants)}".encode())
     cache = run_dir / f"teacher-{key.hexdigest()[:16]}.npy"
     if cache.exists():
@@ -252,7 +253,7 @@ def teacher_probabilities(teachers: tuple[str, ...], clean: np.ndarray, variants
     np.save(tmp, probabilities)
     tmp.replace(cache)
     (run_dir / "teachers.json").write_text(json.dumps(
-        {"teachers": [str(p) for p in onnx], "sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in onnx],
+        {"teachers": [str(p) for p in onnx], "sha256": digests,
          "cache": cache.name, "seconds": round(time.time() - started, 1)}, indent=2))  # part of the training time
     return probabilities
 
