@@ -19,8 +19,13 @@ def result_row(name: str, meta: dict) -> str:
     params = f"{arch['params'] / 1e3:.0f} k" if "params" in arch else meta.get("params", "")
     return (f"| {name} | {params} | {arch.get('mflops', meta.get('mflops', ''))} | **{test['accuracy'] * 100:.2f} %** | "
             f"{clean['accuracy'] * 100:.2f} % | {test['precision']:.4f} | {test['recall']:.4f} | {test['f1']:.4f} | "
-            f"{test['roc_auc']:.4f} | {test['ece']:.4f} | {training['train_minutes']} min, {training['epochs_run']} "
-            f"epochs (best {training['best_epoch']}) |")
+            f"{test['roc_auc']:.4f} | {test['ece']:.4f} | {training['train_minutes']} min"
+            f"{teacher_text(training)}, {training['epochs_run']} epochs (best {training['best_epoch']}) |")
+
+
+def teacher_text(training: dict) -> str:
+    """A distilled model's training time includes the teachers' pass over the training set."""
+    return f" + {training['teacher_minutes']} min teacher pass" if training.get("teacher_minutes") else ""
 
 
 def bands_table(meta: dict) -> str:

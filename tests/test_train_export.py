@@ -192,3 +192,6 @@ def test_distillation_targets_are_the_teachers_probabilities_of_each_copy(tiny_e
     assert teacher.shape == (2, len(loaded.train))  # the clean copy and one re-delivered variant per picture
     np.testing.assert_allclose(teacher[0], run_onnx(tiny_export[0] / "model.onnx", loaded.train.images)[0], atol=1e-5)
     assert json.loads((run_dir / "config.json").read_text())["distill"] == 0.5
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["teacher_seconds"] == record["seconds"]  # the teacher pass counts toward training time
+    assert state["history"][0]["accuracy"] is None  # Keras' accuracy against soft targets means nothing

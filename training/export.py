@@ -456,7 +456,9 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
             "parity": parity,
             "training": {"config": train_config, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
                          "best_val_accuracy_uncalibrated": state["best_val_accuracy"],
-                         "train_minutes": round(state["train_seconds"] / 60, 1), "history": state["history"]},
+                         "train_minutes": round(state["train_seconds"] / 60, 1),
+                         "teacher_minutes": round(state.get("teacher_seconds", 0.0) / 60, 1),  # distillation's pass
+                         "history": state["history"]},
             "export_config": asdict(config),
             "provenance": provenance or {"run": str(run_dir)},
             "data": {"fingerprint": data.fingerprint, "dedup": data.dedup_report,
@@ -510,7 +512,8 @@ def run_dir_from_export(export_dir: Path, run_dir: Path) -> tuple[Path, list[str
     (run_dir / "state.json").write_text(json.dumps({
         "epoch": training["epochs_run"], "best_epoch": training["best_epoch"],
         "best_val_accuracy": training["best_val_accuracy_uncalibrated"], "history": training["history"],
-        "train_seconds": training["train_minutes"] * 60}, indent=2))
+        "train_seconds": training["train_minutes"] * 60,
+        "teacher_seconds": training.get("teacher_minutes", 0.0) * 60}, indent=2))
     report = export_dir / meta.get("plots", {}).get("training_curves", "report/training_curves.png")
     if report.exists():
         shutil.copy(report, run_dir / "curves.png")

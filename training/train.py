@@ -212,7 +212,9 @@ def plot_curves(history: list[dict], path: Path) -> None:
     for key, label in (("loss", "train"), ("val_loss", "validation")):
         axes[0].plot(epochs, [h[key] for h in history], marker="o", label=label)
     for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
-        axes[1].plot(epochs, [h[key] for h in history], marker="o", label=label)
+        points = [(e, h[key]) for e, h in zip(epochs, history) if h.get(key) is not None]  # none with soft targets
+        if points:
+            axes[1].plot(*zip(*points), marker="o", label=label)
     axes[0].set(title="Loss (binary cross-entropy)", xlabel="epoch")
     axes[1].set(title="Accuracy (threshold 0.5)", xlabel="epoch")
     for ax in axes:
@@ -301,8 +303,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     steps = int(np.ceil(len(train_y) / config.batch_size))
     state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "train_seconds": 0.0}
+    if teacher is not None:  # the teacher pass is part of the training time (teachers.json says how long)
+        record = run_dir / "teachers.json"
+        state["teacher_seconds"] = json.loads(record.read_text())["seconds"] if record.exists() else 0.0
     if resume and (run_dir / "last.keras").exists() and (run_dir / "state.json").exists():
-        state = json.loads((run_dir / "state.json").read_text())
+        state = {**json.loads((run_dir / "state.json").read_text()),
+                 **({"teacher_seconds": state["teacher_seconds"]} if "teacher_seconds" in state else {})}
         model = keras.models.load_model(run_dir / "last.keras")
         previous = json.loads((run_dir / "config.json").read_text())
         if previous.get("epochs") != config.epochs:  # shorten or lengthen the cosine schedule, same peak
@@ -334,7 +340,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                         callbacks=callbacks)
         del epoch_x
         val_loss, val_acc, val_auc = model.evaluate(val_x, val_y, batch_size=512, verbose=0)
-        record = {"epoch": epoch, "loss": fit.history["loss"][0], "accuracy": fit.history["accuracy"][0],
+        # Keras' accuracy compares predictions with the targets: meaningless when they are soft
+        train_accuracy = None if teacher is not None else fit.history["accuracy"][0]
+        record = {"epoch": epoch, "loss": fit.history["loss"][0], "accuracy": train_accuracy,
                   "val_loss": val_loss, "val_accuracy": val_acc, "val_auc": val_auc}
         candidates = [("raw", val_acc, model)]
         if ema is not None:
@@ -355,7 +363,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         _save_model(model, run_dir / "last.keras")
         _save_state(run_dir, state)
         ema_text = f"  ema_val_acc {record['ema_val_accuracy']:.4f}" if ema is not None else ""
-        train_acc = "soft targets" if teacher is not None else f"{record['accuracy']:.4f}"  # Keras compares with them
+        train_acc = "soft targets" if train_accuracy is None else f"{train_accuracy:.4f}"
         print(f"epoch {epoch:2d}/{config.epochs}  loss {record['loss']:.4f}  acc {train_acc}  "
               f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  val_auc {val_auc:.4f}{ema_text}  "
               f"{seconds:.0f} s{'  *best (' + kind + ')' if improved else ''}", flush=True)

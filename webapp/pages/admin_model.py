@@ -26,7 +26,8 @@ def build(ctx: AppContext) -> Page:
                    f"b={calibration.get('b', 0):.3f} · ECE on validation "
                    f"{calibration.get('validation_ece_before', float('nan')):.4f} → "
                    f"{calibration.get('validation_ece_after', float('nan')):.4f} · out-of-domain threshold "
-                   f"{decision.get('ood_threshold', float('nan')):.1f} · trained {training.get('train_minutes')} min, "
+                   f"{decision.get('ood_threshold', float('nan')):.1f} · trained {training.get('train_minutes')} min"
+                   f"{' + ' + str(training['teacher_minutes']) + ' min teacher pass' if training.get('teacher_minutes') else ''}, "
                    f"{training.get('epochs_run')} epochs\n\n{bands_markdown(meta)}")
         return summary, metrics_rows(meta), plots
 
