@@ -6,6 +6,11 @@ Platt scaling fitted on validation, ROC-AUC, the share with calibrated confidenc
 with left-right flip test-time augmentation (mean of the two logits); with two or more models also
 their ensemble (mean of the members' logits, plain and with flips). This is how the shipped backbone
 was chosen. Writes `bench/results/compare_validation.json`.
+
+`--redelivered` also turns every validation picture into each upload of `bench.robustness` (re-encoded,
+enlarged then shrunk by the app's preprocessing, flipped) and reports each model's accuracy there (flips,
+Platt fitted on clean validation), so the robustness goal (every row within 2 points of clean) can be
+checked before a run is exported and the test split is looked at.
 """
 from __future__ import annotations
 
@@ -34,6 +39,29 @@ def scores(logits: np.ndarray, labels: np.ndarray) -> dict:
             "confident_share": float((np.maximum(p, 1 - p) >= 0.9).mean())}
 
 
+def redelivered_uploads(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Each of bench.robustness's uploads of the pictures, through the app's own preprocessing."""
+    from bench.robustness import TRANSFORMS
+    from inference.preprocess import preprocess_image
+
+    return {name: np.stack([preprocess_image(transform(x)) for x in images]).astype(np.float32)
+            for name, transform in TRANSFORMS.items() if transform is not None}
+
+
+def redelivered_accuracy(probe, clean_logits: np.ndarray, uploads: dict, labels: np.ndarray) -> dict:
+    """Accuracy (flips, Platt fitted on the clean pictures) per upload, and the worst drop from clean."""
+    from training.export import fit_platt
+
+    a, b = fit_platt(clean_logits, labels)
+    accuracy = lambda logits: float(((a * logits + b >= 0) == (labels == 1)).mean())  # noqa: E731
+    rows = {"clean": accuracy(clean_logits)}
+    for name, pixels in uploads.items():
+        logits = (probe.predict(pixels, batch_size=1024, verbose=0).reshape(-1)
+                  + probe.predict(pixels[:, :, ::-1], batch_size=1024, verbose=0).reshape(-1)) / 2
+        rows[name] = accuracy(logits)
+    return {"rows": rows, "worst_drop_points": max((rows["clean"] - v) * 100 for v in rows.values())}
+
+
 def main(argv: list[str] | None = None) -> dict:
     import keras
 
@@ -44,9 +72,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("models", nargs="+", help="Keras model files")
     parser.add_argument("--data", default=None, help="CIFAKE folder (default ../shared/datasets/cifake)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare_validation.json"))
+    parser.add_argument("--redelivered", action="store_true",
+                        help="also the accuracy on bench.robustness's uploads of the validation pictures")
     args = parser.parse_args(argv)
     val = load_cifake(args.data).val
     images, labels = val.images.astype(np.float32), val.labels
+    uploads = redelivered_uploads(val.images) if args.redelivered else {}
     result = {"validation_images": int(len(labels))}
     members = []
     for path in args.models:
@@ -55,6 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
         plain = probe.predict(images, batch_size=1024, verbose=0).reshape(-1)
         flipped = probe.predict(images[:, :, ::-1], batch_size=1024, verbose=0).reshape(-1)
         result[path] = {"plain": scores(plain, labels), "flip_tta": scores((plain + flipped) / 2, labels)}
+        if uploads:
+            result[path]["redelivered"] = redelivered_accuracy(probe, (plain + flipped) / 2, uploads, labels)
         members.append((plain, flipped))
         print(path, json.dumps(result[path]), flush=True)
     if len(members) > 1:

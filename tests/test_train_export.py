@@ -195,3 +195,22 @@ def test_distillation_targets_are_the_teachers_probabilities_of_each_copy(tiny_e
     state = json.loads((run_dir / "state.json").read_text())
     assert state["teacher_seconds"] == record["seconds"]  # the teacher pass counts toward training time
     assert state["history"][0]["accuracy"] is None  # Keras' accuracy against soft targets means nothing
+
+
+def test_compare_validation_reports_redelivered_uploads(tiny_export, tiny_cifake, tmp_path):
+    import training.data as data
+    from bench.compare_validation import main
+    from bench.robustness import TRANSFORMS
+
+    best = tiny_export[0].parent / "run" / "best.keras"
+    old = data.CACHE_DIR
+    data.CACHE_DIR = tmp_path / "cache"
+    try:
+        result = main([str(best), str(best), "--data", str(tiny_cifake), "--redelivered", "--out", str(tmp_path / "r.json")])
+    finally:
+        data.CACHE_DIR = old
+    redelivered = result[str(best)]["redelivered"]
+    assert set(redelivered["rows"]) == {"clean"} | {name for name, t in TRANSFORMS.items() if t is not None}
+    assert redelivered["rows"]["clean"] == pytest.approx(result[str(best)]["flip_tta"]["accuracy_platt"])
+    assert redelivered["rows"]["left-right flip"] == redelivered["rows"]["clean"]  # flip TTA is mirror-invariant
+    assert json.loads((tmp_path / "r.json").read_text())["ensemble"]["members"] == [str(best), str(best)]
