@@ -56,12 +56,24 @@ class Classifier:
         prep = self.metadata["preprocessing"]
         self.input_size = tuple(prep["input_size"])  # (width, height)
         self.resample = prep["resize"]
-        decision = self.metadata["decision"]
-        self.decision = dict(decision)
-        self.threshold = float(decision["threshold"])
-        self.confident_from = float(decision["confident_from"])
-        self.leaning_from = float(decision["leaning_from"])
-        self.ood_threshold = decision.get("ood_threshold")  # session.run is thread-safe: no lock needed
+        self.decision = dict(self.metadata["decision"])  # session.run is thread-safe: no lock needed
+
+    # the decision dict (model.json) is the one source of the thresholds; these read it
+    @property
+    def threshold(self) -> float:
+        return float(self.decision["threshold"])
+
+    @property
+    def confident_from(self) -> float:
+        return float(self.decision["confident_from"])
+
+    @property
+    def leaning_from(self) -> float:
+        return float(self.decision["leaning_from"])
+
+    @property
+    def ood_threshold(self) -> float | None:
+        return self.decision.get("ood_threshold")
 
     # -- raw model -----------------------------------------------------------------------------
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
