@@ -33,7 +33,7 @@ def server(tmp_path_factory):
 def strict_server(tmp_path_factory):
     """Short idle time, tight per-address limits, deployed-on-Spaces headers."""
     data_dir = tmp_path_factory.mktemp("strictdata")
-    env = {"CIFAKE_WARMUP": "0", "CIFAKE_SESSION_IDLE_MINUTES": "0.1", "CIFAKE_REGISTRATIONS_PER_HOUR": "2",
+    env = {"CIFAKE_WARMUP": "0", "CIFAKE_SESSION_IDLE_MINUTES": "0.25", "CIFAKE_REGISTRATIONS_PER_HOUR": "2",
            "CIFAKE_VISITOR_PER_MINUTE": "2", "SPACE_HOST": "someone-cifake.hf.space", "CIFAKE_TRUST_PROXY": "1"}
     with running_app(data_dir, env, [USER]) as (url, _):
         yield url, data_dir
@@ -239,8 +239,8 @@ def test_a_session_ends_at_once_when_its_user_is_disabled_reset_or_deleted(serve
 
 def test_sessions_expire_after_the_idle_time(strict_server):
     http = sign_in(strict_server[0], *USER)
-    assert call_event(http, "history", [])[0]
-    time.sleep(8)  # CIFAKE_SESSION_IDLE_MINUTES=0.1
+    assert call_event(http, "history", [])[0]  # 15 s of idle time leaves room for a loaded machine
+    time.sleep(17)  # CIFAKE_SESSION_IDLE_MINUTES=0.25
     ok, message = call_event(http, "history", [])
     assert not ok and "Please sign in" in message
 
@@ -318,7 +318,10 @@ def test_registration_is_limited_per_address(strict_server):
 def test_visitor_predictions_are_limited_per_address(strict_server, sample_paths):
     http = httpx.Client(base_url=strict_server[0], timeout=300)
     picture = upload(http, sample_paths["REAL"][0])
+    start = time.monotonic()
     outcomes = [call_event(http, "analyse", [picture, "Grad-CAM", "predicted class", 0.45]) for _ in range(3)]
+    if time.monotonic() - start >= 60:  # the window (2 per minute) had passed: the third is rightly allowed
+        pytest.skip("the machine is too loaded to make three analyses within one minute")
     assert [ok for ok, _ in outcomes] == [True, True, False] and "Too many pictures" in outcomes[2][1]
 
 
