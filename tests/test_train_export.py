@@ -161,6 +161,35 @@ def test_resume_continues_after_the_last_epoch(tiny_export, tiny_cifake):
     assert [h["epoch"] for h in state["history"]] == [1, 2]
 
 
+def test_a_second_stage_starts_from_a_trained_run_and_counts_its_time(tiny_export, tiny_cifake, tmp_path):
+    from dataclasses import replace
+
+    import keras
+
+    import training.data as data
+    from training.train import TrainConfig, _start_from, make_model, train
+
+    parent = tiny_export[0].parent / "run"
+    spent = json.loads((parent / "state.json").read_text())["train_seconds"]
+    config = TrainConfig(epochs=1, batch_size=32, variants=1, data=str(tiny_cifake), run_dir=str(tmp_path / "stage"),
+                         val_fraction=0.25, init=str(parent / "best.keras"))
+    model = make_model(config, steps_per_epoch=1)
+    _start_from(model, parent / "best.keras")
+    for loaded, trained in zip(model.get_weights(), keras.models.load_model(parent / "best.keras").get_weights()):
+        np.testing.assert_array_equal(loaded, trained)
+    with pytest.raises(ValueError, match="different network"):
+        _start_from(make_model(replace(config, filters=(8, 16, 24)), steps_per_epoch=1), parent / "best.keras")
+    old = data.CACHE_DIR
+    data.CACHE_DIR = tmp_path / "cache"
+    try:
+        train(config)
+    finally:
+        data.CACHE_DIR = old
+    state = json.loads((tmp_path / "stage" / "state.json").read_text())
+    assert state["parent"] == {"path": str(parent / "best.keras"), "train_seconds": spent}
+    assert state["train_seconds"] > spent and [h["epoch"] for h in state["history"]] == [1]
+
+
 def test_evaluate_cli_reports_metrics_and_plots(tiny_export, tiny_cifake, tmp_path):
     from training.evaluate import main
 

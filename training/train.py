@@ -11,6 +11,9 @@ Named recipes (`--recipe`) fix every field at once; explicit flags given after i
 - `v2-distill`: `v2` whose targets mix the label with the shipped models' probabilities (knowledge
   distillation from `exported/` and any `--teacher` folders, averaged in logit space; computed once
   per training picture and re-delivered variant with ONNX, cached in the run folder).
+- `anchor-redeliver`: a second stage after `anchor` (`--init runs/anchor/best.keras`): 3 epochs of
+  light re-delivery at a small learning rate, so the anchor's pictures-as-uploaded weakness is trained
+  away without a second full run. A stage's training time includes its parent's (`state.json`).
 Export the result with `python -m training.export --run runs/<name>`.
 """
 from __future__ import annotations
@@ -58,6 +61,7 @@ class TrainConfig:
     teachers: tuple[str, ...] = ()  # exported model folders whose averaged logit teaches (distillation)
     distill: float = 0.0  # target = (1 - distill) * label + distill * teachers' P(FAKE)
     recipe: str = ""  # the named recipe these values came from, if any
+    init: str = ""  # a trained run's .keras to start from (a second stage); its training time counts
     data: str = ""  # zip or folder; "" = ../shared/datasets/cifake
     run_dir: str = ""  # "" = runs/<model>
 
@@ -71,6 +75,9 @@ RECIPES = {
                redelivery=True, redelivery_preset="light", p_clean=0.5, max_shift=3, ema_decay=0.999),
 }
 RECIPES["v2-distill"] = dict(RECIPES["v2"], teachers=("exported",), distill=0.5)
+RECIPES["anchor-redeliver"] = dict(RECIPES["anchor"], init="runs/anchor/best.keras", epochs=3, patience=3,
+                                   learning_rate=2e-4, redelivery=True, redelivery_preset="light", p_clean=0.5,
+                                   ema_decay=0.999)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -107,6 +114,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
                         help="weight of the teachers' P(FAKE) in the target (0 = labels only)")
     parser.add_argument("--data", default="", help="CIFAKE zip or folder (default ../shared/datasets/cifake)")
     parser.add_argument("--run-dir", default="", help="output folder (default runs/<model>)")
+    parser.add_argument("--init", default="", help="start from this trained .keras (a second stage; same network)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from last.keras")
     args = parser.parse_args(argv)
     values = dict(
@@ -115,7 +123,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         subset=args.subset, redelivery=not args.no_redelivery, redelivery_preset=args.redelivery_preset,
         variants=args.variants, p_clean=args.p_clean, max_shift=args.max_shift, dropout=args.dropout,
         ema_decay=args.ema_decay, data=args.data, run_dir=args.run_dir, teachers=tuple(args.teachers),
-        distill=args.distill,
+        distill=args.distill, init=args.init,
     )
     if args.recipe:
         explicit = _explicit_dests(parser, argv)
@@ -272,6 +280,22 @@ def _save_model(model, path: Path) -> None:
     tmp.replace(path)  # atomic: an interruption never leaves a half-written checkpoint
 
 
+def _start_from(model, parent: Path) -> dict:
+    """Load a trained network's weights into `model` (same architecture); returns the state fields
+    that carry the parent's cost over, so a stage's training time is the whole pipeline's."""
+    import keras
+
+    trained = keras.models.load_model(parent, compile=False)
+    if [w.shape for w in trained.get_weights()] != [w.shape for w in model.get_weights()]:
+        raise ValueError(f"{parent} is a different network from this run's configuration")
+    model.set_weights(trained.get_weights())
+    record = parent.parent / "state.json"
+    spent = json.loads(record.read_text()) if record.exists() else {}
+    return {"train_seconds": float(spent.get("train_seconds", 0.0)),
+            **({"teacher_seconds": spent["teacher_seconds"]} if "teacher_seconds" in spent else {}),
+            "parent": {"path": str(parent), "train_seconds": float(spent.get("train_seconds", 0.0))}}
+
+
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Train, checkpoint and early-stop; returns the run folder."""
     import keras
@@ -317,6 +341,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         print(f"resuming after epoch {state['epoch']} (best {state['best_val_accuracy']:.4f})", flush=True)
     else:
         model = make_model(config, steps)
+        if config.init:
+            carried = _start_from(model, Path(config.init))
+            if "teacher_seconds" in carried:  # the parent's teacher pass, added to this stage's own
+                carried["teacher_seconds"] += state.get("teacher_seconds", 0.0)
+            state.update(carried)
+            print(f"starting from {config.init} ({state['train_seconds'] / 60:.1f} min of training before)", flush=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     ema, ema_model, callbacks = None, None, []
     if config.ema_decay > 0:
