@@ -161,7 +161,7 @@ def test_resume_continues_after_the_last_epoch(tiny_export, tiny_cifake):
     assert [h["epoch"] for h in state["history"]] == [1, 2]
 
 
-def test_a_second_stage_starts_from_a_trained_run_and_counts_its_time(tiny_export, tiny_cifake, tmp_path):
+def test_a_second_stage_starts_from_a_trained_run_and_counts_its_time(tiny_export, tiny_cifake, tmp_path, monkeypatch):
     from dataclasses import replace
 
     import keras
@@ -179,12 +179,8 @@ def test_a_second_stage_starts_from_a_trained_run_and_counts_its_time(tiny_expor
         np.testing.assert_array_equal(loaded, trained)
     with pytest.raises(ValueError, match="different network"):
         _start_from(make_model(replace(config, filters=(8, 16, 24)), steps_per_epoch=1), parent / "best.keras")
-    old = data.CACHE_DIR
-    data.CACHE_DIR = tmp_path / "cache"
-    try:
-        train(config)
-    finally:
-        data.CACHE_DIR = old
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    train(config)
     state = json.loads((tmp_path / "stage" / "state.json").read_text())
     assert state["parent"] == {"path": str(parent / "best.keras"), "train_seconds": spent}
     assert state["train_seconds"] > spent and [h["epoch"] for h in state["history"]] == [1]

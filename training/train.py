@@ -12,8 +12,9 @@ Named recipes (`--recipe`) fix every field at once; explicit flags given after i
   distillation from `exported/` and any `--teacher` folders, averaged in logit space; computed once
   per training picture and re-delivered variant with ONNX, cached in the run folder).
 - `anchor-redeliver`: a second stage after `anchor` (`--init runs/anchor/best.keras`): 3 epochs of
-  light re-delivery at a small learning rate, so the anchor's pictures-as-uploaded weakness is trained
-  away without a second full run. A stage's training time includes its parent's (`state.json`).
+  light re-delivery at a small learning rate, an attempt to train the anchor's weakness on resampled
+  uploads away without a second full run (measured: it does not; README). A stage's training time
+  includes its parent's (`state.json`).
 Export the result with `python -m training.export --run runs/<name>`.
 """
 from __future__ import annotations
@@ -281,19 +282,16 @@ def _save_model(model, path: Path) -> None:
 
 
 def _start_from(model, parent: Path) -> dict:
-    """Load a trained network's weights into `model` (same architecture); returns the state fields
-    that carry the parent's cost over, so a stage's training time is the whole pipeline's."""
+    """Load a trained network's weights into `model` (same architecture); returns the parent run's
+    state.json (empty if it has none), whose cost the new stage carries over."""
     import keras
 
-    trained = keras.models.load_model(parent, compile=False)
-    if [w.shape for w in trained.get_weights()] != [w.shape for w in model.get_weights()]:
+    weights = keras.models.load_model(parent, compile=False).get_weights()
+    if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
         raise ValueError(f"{parent} is a different network from this run's configuration")
-    model.set_weights(trained.get_weights())
+    model.set_weights(weights)
     record = parent.parent / "state.json"
-    spent = json.loads(record.read_text()) if record.exists() else {}
-    return {"train_seconds": float(spent.get("train_seconds", 0.0)),
-            **({"teacher_seconds": spent["teacher_seconds"]} if "teacher_seconds" in spent else {}),
-            "parent": {"path": str(parent), "train_seconds": float(spent.get("train_seconds", 0.0))}}
+    return json.loads(record.read_text()) if record.exists() else {}
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
@@ -342,10 +340,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     else:
         model = make_model(config, steps)
         if config.init:
-            carried = _start_from(model, Path(config.init))
-            if "teacher_seconds" in carried:  # the parent's teacher pass, added to this stage's own
-                carried["teacher_seconds"] += state.get("teacher_seconds", 0.0)
-            state.update(carried)
+            spent = _start_from(model, Path(config.init))
+            before = float(spent.get("train_seconds", 0.0))  # a stage's time is the whole pipeline's
+            state.update(train_seconds=before, parent={"path": config.init, "train_seconds": before})
+            if "teacher_seconds" in spent:  # the parent's teacher pass, added to this stage's own
+                state["teacher_seconds"] = state.get("teacher_seconds", 0.0) + spent["teacher_seconds"]
             print(f"starting from {config.init} ({state['train_seconds'] / 60:.1f} min of training before)", flush=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     ema, ema_model, callbacks = None, None, []
