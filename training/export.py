@@ -59,6 +59,7 @@ class ExportConfig:
     parity_tolerance: float = 1e-4
     flip_tta: bool = True  # the served logit also averages each picture's mirror image
     members: tuple[str, ...] = ()  # further Keras backbones (best.keras or an exported model.keras) averaged in
+    evaluate_test: bool = True  # False: never touch the test split (leave-generators-out folds, recipe choice)
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -393,22 +394,27 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
         staging = Path(tmp)
-        parity_idx = np.random.default_rng(0).permutation(len(data.test))[: config.parity_images]
-        parity = save_model_files(model, staging, data.test.images[parity_idx], config.parity_tolerance)
-        parity["source"] = "official test split"
+        # Without the test split (a fold of a recipe search) every figure below comes from validation.
+        test = data.test if config.evaluate_test else data.val
+        keep = ~data.leaked_test_mask if config.evaluate_test else np.ones(len(data.val), bool)
+        parity_idx = np.random.default_rng(0).permutation(len(test))[: config.parity_images]
+        parity = save_model_files(model, staging, test.images[parity_idx], config.parity_tolerance)
+        parity["source"] = "official test split" if config.evaluate_test else "validation split"
         val_p, val_ood = run_onnx(staging / "model.onnx", data.val.images)
-        test_p, test_ood = run_onnx(staging / "model.onnx", data.test.images)
+        test_p, test_ood = (val_p, val_ood) if not config.evaluate_test else run_onnx(staging / "model.onnx", test.images)
         ood_threshold = decision["ood_threshold"]
         uncalibrated_val = 1 / (1 + np.exp(-val["logit"]))
-        keep = ~data.leaked_test_mask
         metrics = {
             "validation": compute_metrics(data.val.labels, val_p, config.threshold),
-            "test": compute_metrics(data.test.labels, test_p, config.threshold),
-            "test_without_leaked": compute_metrics(data.test.labels[keep], test_p[keep], config.threshold),
+            "test": compute_metrics(test.labels, test_p, config.threshold),
+            "test_without_leaked": compute_metrics(test.labels[keep], test_p[keep], config.threshold),
         }
+        if not config.evaluate_test:
+            metrics["test_split_not_evaluated"] = "test and test_without_leaked repeat validation"
         metrics["test"]["ood_flagged_share"] = float((test_ood > ood_threshold).mean())
         report_dir = staging / "report"
-        plots = save_plots(data.test.labels, test_p, report_dir, config.threshold, "(test)")
+        plots = save_plots(test.labels, test_p, report_dir, config.threshold,
+                           "(test)" if config.evaluate_test else "(validation)")
         if (run_dir / "curves.png").exists():
             shutil.copy(run_dir / "curves.png", report_dir / "training_curves.png")
             plots["training_curves"] = str(report_dir / "training_curves.png")
@@ -451,7 +457,7 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
                             "test_ece_after": metrics["test"]["ece"]},
             "gradcam": {"layer": "last_conv", "logit_layer": CALIBRATED_LOGIT},
             "metrics": metrics,
-            "bands": {"test": band_table(data.test.labels, test_p, test_ood, decision),
+            "bands": {"test": band_table(test.labels, test_p, test_ood, decision),
                       "validation": band_table(data.val.labels, val_p, val_ood, decision)},
             "parity": parity,
             "training": {"config": train_config, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
@@ -532,10 +538,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--member", action="append", default=[],
                         help="another backbone to average in (a best.keras or exported model.keras); repeatable")
     parser.add_argument("--no-flip-tta", action="store_true", help="serve the unmirrored pass only")
+    parser.add_argument("--no-test", action="store_true",
+                        help="never read the test split (recipe search); test figures repeat validation's")
     args = parser.parse_args(argv)
     started = time.time()
     config = ExportConfig(parity_images=args.parity_images, offdomain=args.offdomain, flip_tta=not args.no_flip_tta,
-                          members=tuple(args.member))
+                          members=tuple(args.member), evaluate_test=not args.no_test)
     if args.from_export:
         with tempfile.TemporaryDirectory() as tmp:
             run_dir, members = run_dir_from_export(Path(args.from_export), Path(tmp) / "run")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,6 +66,13 @@ class TrainConfig:
     init: str = ""  # a trained run's .keras to start from (a second stage); its training time counts
     data: str = ""  # zip or folder; "" = ../shared/datasets/cifake
     run_dir: str = ""  # "" = runs/<model>
+    generators: str = ""  # extra FAKE sources: a cifar-generators-dev folder ("" = none; "default" = ../shared)
+    holdout_fold: int = -1  # >=0: leave this fold of generator sources out (training.generators.source_folds)
+    n_folds: int = 4  # source folds for leave-generators-out runs
+    generator_repeats: int = 6  # each extra FAKE picture appears this often per epoch (they are ~1 % of the data)
+    cifake_per_epoch: int = 0  # >0: CIFAKE pictures drawn afresh per epoch (a replay stage); 0 = all
+    generator_jpeg: int = 75  # extra FAKE pictures re-encoded at this JPEG quality, as CIFAKE's are (0 = as published)
+    select: str = "best"  # "best": best validation accuracy (raw or EMA); "last": the final weights (EMA if on)
 
 
 RECIPES = {
@@ -76,6 +84,13 @@ RECIPES = {
                redelivery=True, redelivery_preset="light", p_clean=0.5, max_shift=3, ema_decay=0.999),
 }
 RECIPES["v2-distill"] = dict(RECIPES["v2"], teachers=("exported",), distill=0.5)
+# v3 (issue 21): a second stage from v2's shipped backbone that adds the CIFAR-size generators of
+# cifar-generators-dev as FAKE sources (x6 per epoch: ~25 % of the FAKE pictures shown), replays 32k
+# CIFAKE pictures drawn afresh per epoch, and re-delivers with blur-like resampling, mild blur and JPEG
+# down to q40. Four epochs fit a leave-generators-out search (4 folds) and the final run in one session.
+RECIPES["v3"] = dict(RECIPES["v2"], init="exported", epochs=4, patience=4, learning_rate=5e-4, ema_decay=0.998,
+                     redelivery_preset="v3", p_clean=0.4, generators="default", generator_repeats=6,
+                     cifake_per_epoch=32000, select="last")
 RECIPES["anchor-redeliver"] = dict(RECIPES["anchor"], init="runs/anchor/best.keras", epochs=3, patience=3,
                                    learning_rate=2e-4, redelivery=True, redelivery_preset="light", p_clean=0.5,
                                    ema_decay=0.999)
@@ -116,6 +131,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     parser.add_argument("--data", default="", help="CIFAKE zip or folder (default ../shared/datasets/cifake)")
     parser.add_argument("--run-dir", default="", help="output folder (default runs/<model>)")
     parser.add_argument("--init", default="", help="start from this trained .keras (a second stage; same network)")
+    parser.add_argument("--generators", default="",
+                        help='extra FAKE sources: cifar-generators-dev folder ("default" = ../shared/datasets/...)')
+    parser.add_argument("--holdout-fold", type=int, default=-1,
+                        help="leave this fold of generator sources out (leave-generators-out runs)")
+    parser.add_argument("--n-folds", type=int, default=TrainConfig.n_folds, help="source folds")
+    parser.add_argument("--generator-repeats", type=int, default=TrainConfig.generator_repeats,
+                        help="times each extra FAKE picture appears per epoch")
+    parser.add_argument("--generator-jpeg", type=int, default=TrainConfig.generator_jpeg,
+                        help="re-encode extra FAKE pictures as JPEG of this quality, like CIFAKE's (0 = as published)")
+    parser.add_argument("--cifake-per-epoch", type=int, default=0,
+                        help="CIFAKE pictures drawn afresh each epoch (0 = all)")
+    parser.add_argument("--select", choices=("best", "last"), default="best",
+                        help="which weights become best.keras: best CIFAKE validation accuracy, or the last epoch's")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from last.keras")
     args = parser.parse_args(argv)
     values = dict(
@@ -124,7 +152,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         subset=args.subset, redelivery=not args.no_redelivery, redelivery_preset=args.redelivery_preset,
         variants=args.variants, p_clean=args.p_clean, max_shift=args.max_shift, dropout=args.dropout,
         ema_decay=args.ema_decay, data=args.data, run_dir=args.run_dir, teachers=tuple(args.teachers),
-        distill=args.distill, init=args.init,
+        distill=args.distill, init=args.init, generators=args.generators, holdout_fold=args.holdout_fold,
+        n_folds=args.n_folds, generator_repeats=args.generator_repeats, cifake_per_epoch=args.cifake_per_epoch,
+        select=args.select, generator_jpeg=args.generator_jpeg,
     )
     if args.recipe:
         explicit = _explicit_dests(parser, argv)
@@ -286,12 +316,47 @@ def _start_from(model, parent: Path) -> dict:
     state.json (empty if it has none), whose cost the new stage carries over."""
     import keras
 
+    if parent.is_dir() and (parent / "model.json").exists():  # an exported model: its first backbone
+        from training.export import run_dir_from_export
+
+        parent = run_dir_from_export(parent, Path(tempfile.mkdtemp(prefix="cifake-parent-")))[0] / "best.keras"
     weights = keras.models.load_model(parent, compile=False).get_weights()
     if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
         raise ValueError(f"{parent} is a different network from this run's configuration")
     model.set_weights(weights)
     record = parent.parent / "state.json"
     return json.loads(record.read_text()) if record.exists() else {}
+
+
+def _generator_sources(config: TrainConfig, run_dir: Path):
+    """(extra FAKE pictures to train on, held-out ones to monitor) from `config.generators`; (None, None)
+    without. With `holdout_fold` >= 0 that fold's sources are left out (recorded in the run folder)."""
+    if not config.generators:
+        return None, None
+    from training.generators import fingerprint, jpeg_round_trip, load_generators, source_folds
+
+    pictures = load_generators(None if config.generators == "default" else config.generators)
+    held: tuple[str, ...] = ()
+    if config.holdout_fold >= 0:
+        held = source_folds(pictures, config.n_folds)[config.holdout_fold]
+    extra = pictures.without_sources(held)
+    if config.generator_jpeg:  # lossless PNGs that are all FAKE would teach "no JPEG blocks = AI-generated"
+        extra.images = jpeg_round_trip(extra.images, config.generator_jpeg)
+    record = {"sources": sorted(set(extra.sources.tolist())), "pictures": len(extra), "heldout_sources": list(held),
+              "heldout_pictures": len(pictures) - len(extra), "fingerprint": fingerprint(extra)}
+    (run_dir / "generators.json").write_text(json.dumps(record, indent=2))
+    print(f"generators: {len(extra)} pictures of {len(record['sources'])} sources as FAKE x{config.generator_repeats}"
+          f"{'; held out: ' + ', '.join(held) if held else ''}", flush=True)
+    return extra, (pictures.of_sources(held) if held else None)
+
+
+def _epoch_index(n_cifake: int, n_extra: int, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """Which training pictures one epoch shows: all CIFAKE pictures (or `cifake_per_epoch` drawn afresh)
+    followed by each extra generator picture `generator_repeats` times. (M,) int into the training arrays."""
+    cifake = np.arange(n_cifake)
+    if 0 < config.cifake_per_epoch < n_cifake:
+        cifake = np.sort(rng.choice(n_cifake, config.cifake_per_epoch, replace=False))
+    return np.concatenate([cifake, np.tile(np.arange(n_cifake, n_cifake + n_extra), config.generator_repeats)])
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
@@ -307,6 +372,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         train_x, train_y = train_x[np.sort(pick)], train_y[np.sort(pick)]
     val_x, val_y = data.val.images.astype("float32"), data.val.labels.astype("float32")
     print(f"data: {len(train_y)} train, {len(val_y)} validation, {len(data.test)} test; {data.dedup_report}", flush=True)
+    n_cifake = len(train_y)
+    extra, heldout = _generator_sources(config, run_dir)
+    if extra is not None:
+        train_x = np.concatenate([train_x, extra.images])
+        train_y = np.concatenate([train_y, np.ones(len(extra), "float32")])
 
     variants = None
     if config.redelivery and config.variants > 0:
@@ -323,7 +393,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         print(f"teachers {list(config.teachers)}: P(FAKE) for {teacher.shape[0]} copies of {teacher.shape[1]} "
               f"images in {time.time() - started:.0f} s (clean copies agree with the labels {agree:.4f})", flush=True)
 
-    steps = int(np.ceil(len(train_y) / config.batch_size))
+    if teacher is not None and extra is not None:
+        raise ValueError("distillation and extra generator sources cannot be combined (no teacher targets for them)")
+    epoch_size = len(_epoch_index(n_cifake, len(train_y) - n_cifake, config, np.random.default_rng(0)))
+    steps = int(np.ceil(epoch_size / config.batch_size))
     state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "train_seconds": 0.0}
     if teacher is not None:  # the teacher pass is part of the training time (teachers.json says how long)
         record = run_dir / "teachers.json"
@@ -340,7 +413,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     else:
         model = make_model(config, steps)
         if config.init:
-            spent = _start_from(model, Path(config.init))
+            init = Path(config.init)
+            spent = _start_from(model, init if init.exists() or init.is_absolute() else PROJECT_ROOT / init)
             before = float(spent.get("train_seconds", 0.0))  # a stage's time is the whole pipeline's
             state.update(train_seconds=before, parent={"path": config.init, "train_seconds": before})
             if "teacher_seconds" in spent:  # the parent's teacher pass, added to this stage's own
@@ -357,13 +431,15 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         rng = np.random.default_rng([config.seed, epoch])
-        epoch_x, choice = epoch_images(train_x, variants, rng, config.p_clean, config.max_shift, return_choice=True)
+        index = _epoch_index(n_cifake, len(train_y) - n_cifake, config, rng)
+        epoch_x, choice = epoch_images(train_x[index], None if variants is None else variants[:, index], rng,
+                                       config.p_clean, config.max_shift, return_choice=True)
         epoch_x = epoch_x.astype("float32")
-        targets = train_y
+        targets = train_y[index]
         if teacher is not None:  # the teachers' P(FAKE) of the very copy shown (before flip and shift)
-            soft = teacher[choice, np.arange(len(train_y))]
-            targets = ((1 - config.distill) * train_y + config.distill * soft).astype("float32")
-        order = rng.permutation(len(train_y))
+            soft = teacher[choice, index]
+            targets = ((1 - config.distill) * targets + config.distill * soft).astype("float32")
+        order = rng.permutation(len(index))
         started = time.time()
         fit = model.fit(epoch_x[order], targets[order], batch_size=config.batch_size, epochs=1, verbose=0,
                         callbacks=callbacks)
@@ -383,8 +459,15 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         record["seconds"] = seconds = time.time() - started
         state["history"].append(record)
         state["train_seconds"] += seconds
+        if heldout is not None:  # monitoring only: nothing is chosen on the held-out generators
+            record["heldout_detected"] = float((model.predict(heldout.images.astype("float32"), verbose=0) >= 0.5).mean())
+            if ema is not None:
+                record["ema_heldout_detected"] = float(
+                    (ema_model.predict(heldout.images.astype("float32"), verbose=0) >= 0.5).mean())
         kind, best_acc, best_model = max(candidates, key=lambda c: c[1])
-        improved = best_acc > state["best_val_accuracy"]
+        if config.select == "last":  # a fixed schedule: the final weights (EMA when kept) are the result
+            kind, best_acc, best_model = candidates[-1]
+        improved = best_acc > state["best_val_accuracy"] or config.select == "last"
         if improved:
             state.update(best_val_accuracy=best_acc, best_epoch=epoch, best_weights=kind)
             _save_model(best_model, run_dir / "best.keras")
@@ -392,6 +475,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         _save_model(model, run_dir / "last.keras")
         _save_state(run_dir, state)
         ema_text = f"  ema_val_acc {record['ema_val_accuracy']:.4f}" if ema is not None else ""
+        if "heldout_detected" in record:
+            ema_text += f"  heldout_detected {record['heldout_detected']:.3f}/{record.get('ema_heldout_detected', 0):.3f}"
         train_acc = "soft targets" if train_accuracy is None else f"{train_accuracy:.4f}"
         print(f"epoch {epoch:2d}/{config.epochs}  loss {record['loss']:.4f}  acc {train_acc}  "
               f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  val_auc {val_auc:.4f}{ema_text}  "
