@@ -1,5 +1,6 @@
 """What a security probe of the running app got through (issue 12), each finding tried again against the
 real server (`python app.py`, real SQLite, real uploads) and now refused with a clear message."""
+import os
 import re
 import sqlite3
 import struct
@@ -382,3 +383,113 @@ def test_a_forged_host_header_gets_no_signed_in_page(server):
     assert httpx.get(server[0] + "gradio_api/info", headers={"Host": "evil.example"}).status_code == 200
     ok, message = call_event(httpx.Client(base_url=server[0], headers={"Host": "localhost"}), "history", [])
     assert not ok and "Please sign in" in message
+
+
+# -- 10. files reach handlers only by upload (issue 20) ---------------------------------------------------------
+REFUSED_UPLOAD = "this one was not uploaded here"
+
+
+def _named(path) -> dict:
+    return {"path": str(path), "meta": {"_type": "gradio.FileData"}}
+
+
+def _answers_config_within(url: str, seconds: float) -> bool:
+    start = time.monotonic()
+    return httpx.get(url + "config", timeout=seconds).status_code == 200 and time.monotonic() - start < seconds
+
+
+def _visitor(url: str) -> httpx.Client:
+    http = httpx.Client(base_url=url, timeout=60)
+    http.get("/")
+    return http
+
+
+def test_a_device_or_fifo_path_is_refused_and_the_server_keeps_answering(server, tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # a reader would wait for a writer forever
+    visitor, alice = _visitor(server[0]), sign_in(server[0], *USER)
+    for path in ("/dev/zero", "/dev/urandom", fifo):
+        for http, event in ((visitor, "analyse"), (alice, "predict")):
+            args = [_named(path)] + (["Grad-CAM", "predicted class", 0.45] if event == "analyse" else [])
+            ok, message = call_event(http, event, args)
+            assert not ok and REFUSED_UPLOAD in message, (path, event, message)
+        assert _answers_config_within(server[0], 5.0)
+
+
+def test_another_users_profile_picture_cannot_be_named(server, sample_paths):
+    alice = sign_in(server[0], *USER)
+    ok, _ = call_event(alice, "save_profile", ["Alice", "alice@example.org", "", None, "",
+                                               upload(alice, sample_paths["REAL"][0])])
+    assert ok
+    picture = server[1] / "profiles" / "alice.png"
+    assert picture.is_file()
+    bob = sign_in(server[0], "bob", "bob-password-123")
+    for http, event, extra in ((_visitor(server[0]), "analyse", ["Grad-CAM", "predicted class", 0.45]),
+                               (bob, "analyse", ["Grad-CAM", "predicted class", 0.45]),
+                               (bob, "predict", []), (bob, "save_profile", None)):
+        args = (["Bob", "", "", None, "", _named(picture)] if event == "save_profile" else [_named(picture)] + extra)
+        ok, message = call_event(http, event, args)
+        assert not ok and REFUSED_UPLOAD in message, (event, message)
+
+
+def test_named_server_files_all_get_one_answer_with_no_file_oracle(server):
+    alice = sign_in(server[0], *USER)
+    paths = ["/etc/passwd", "/etc/no-such-file.png", "/root", "/", server[1] / "secret_key",
+             server[1] / "cifake.sqlite3", PROJECT_ROOT / "exported" / "model.onnx", "http://127.0.0.1:9/x.png"]
+    messages = {str(path): call_event(alice, "predict", [_named(path)]) for path in paths}
+    assert {ok for ok, _ in messages.values()} == {False}
+    assert len({message for _, message in messages.values()}) == 1, messages
+    assert REFUSED_UPLOAD in messages["/etc/passwd"][1]
+    assert not any(word in messages["/root"][1] for word in ("passwd", "Errno", "directory", "/root"))
+
+
+def test_cache_folders_and_symlinks_planted_in_the_cache_are_refused(server, sample_paths):
+    alice = sign_in(server[0], *USER)
+    uploaded = upload(alice, sample_paths["FAKE"][0])
+    assert call_event(alice, "predict", [uploaded])[0]  # what the client uploaded works
+    cached = Path(uploaded["path"])
+    link = cached.parent / "planted.jpg"
+    link.symlink_to("/etc/passwd")
+    for path in (cached.parent, cached.parent.parent, link):
+        ok, message = call_event(alice, "predict", [_named(path)])
+        assert not ok and REFUSED_UPLOAD in message, (path, message)
+
+
+def test_the_home_examples_still_work(server):
+    visitor = _visitor(server[0])
+    ok, example = call_event(visitor, "load_example", [0], session="examples")
+    assert ok
+    ok, outputs = call_event(visitor, "analyse", [example[0]["value"], "Grad-CAM", "predicted class", 0.45],
+                             session="examples")
+    assert ok and "model v" in outputs[0]
+
+
+def _inputs_with_a_named_file(config: dict, dependency: dict, path: str) -> list | None:
+    """Each input's default value, with `path` in every file input; None if the event takes no file."""
+    components = {c["id"]: c for c in config["components"]}
+    values, named = [], False
+    for input_id in dependency["inputs"]:
+        component = components[input_id]
+        if component["type"] in ("file", "image", "gallery", "uploadbutton"):
+            multiple = component["props"].get("file_count") in ("multiple", "directory")
+            values.append([_named(path)] if multiple else _named(path))
+            named = True
+        else:
+            values.append(component["props"].get("value"))
+    return values if named else None
+
+
+@pytest.mark.parametrize("who", ["visitor", "admin"])
+def test_every_event_that_takes_a_file_refuses_a_named_server_path(server, who):
+    http = _visitor(server[0]) if who == "visitor" else sign_in(server[0], *ADMIN)
+    config = http.get("/config").json()
+    tried = []
+    for dependency in config["dependencies"]:
+        values = _inputs_with_a_named_file(config, dependency, "/etc/passwd")
+        if values is None or not dependency.get("api_name"):
+            continue
+        ok, message = call_event(http, dependency["api_name"], values)
+        assert not ok and REFUSED_UPLOAD in message, (dependency["api_name"], message)
+        tried.append(dependency["api_name"])
+    assert {"analyse", "predict", "predict_heatmap", "batch", "save_profile", "register", "admin_add_labelled",
+            "admin_evaluate"} <= set(tried)

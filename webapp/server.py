@@ -232,10 +232,15 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
     folder = ctx.service.folder
     # CVE-2026-134825 (Gradio 6.27-6.31): auth bypass through a forged Host header when SSR is on.
     # SSR stays off until a fixed Gradio is available (6.31.0 is the newest here).
-    return gr.mount_gradio_app(app, demo, path="/", ssr_mode=False, show_error=True,
-                               max_file_size=f"{settings.max_file_mb}mb", allowed_paths=[],
-                               blocked_paths=[str(folder)], footer_links=["api"],
-                               mcp_server=_mcp_available())
+    app = gr.mount_gradio_app(app, demo, path="/", ssr_mode=False, show_error=True,
+                              max_file_size=f"{settings.max_file_mb}mb", allowed_paths=[],
+                              blocked_paths=[str(folder)], footer_links=["api"],
+                              mcp_server=_mcp_available())
+    # Gradio checks the file paths a request names only once the Blocks has launched, and a mounted
+    # Blocks never launches: set the flag as launch() does (in Gradio 6.31 it gates nothing else).
+    # webapp.uploads explains this first layer and the second, our own.
+    demo.has_launched = True
+    return app
 
 
 def _png_response(image: Image.Image | None) -> Response:
