@@ -33,9 +33,10 @@ def encoded(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def enlarged(pixels: np.ndarray, factor: int) -> Image.Image:
-    """What a user might upload: the 32x32 picture enlarged (bicubic, as image viewers and editors do)."""
-    return Image.fromarray(pixels).resize((32 * factor, 32 * factor), Image.Resampling.BICUBIC)
+def enlarged(pixels: np.ndarray, factor: int, kernel=Image.Resampling.BICUBIC) -> Image.Image:
+    """What a user might upload: the 32x32 picture enlarged by another tool (bicubic, as image viewers
+    and editors do by default; bilinear and box are the blur-like kernels of browsers and quick tools)."""
+    return Image.fromarray(pixels).resize((32 * factor, 32 * factor), kernel)
 
 
 TRANSFORMS = {
@@ -48,6 +49,11 @@ TRANSFORMS = {
     "enlarged 4×, shrunk by the pipeline": lambda x: enlarged(x, 4),
     "enlarged 8×, shrunk by the pipeline": lambda x: enlarged(x, 8),
     "enlarged 8×, saved as JPEG q85": lambda x: encoded(np.asarray(enlarged(x, 8)), "JPEG", 85),
+    "enlarged 2× bilinear, shrunk by the pipeline": lambda x: enlarged(x, 2, Image.Resampling.BILINEAR),
+    "enlarged 4× bilinear, shrunk by the pipeline": lambda x: enlarged(x, 4, Image.Resampling.BILINEAR),
+    "enlarged 2× box, shrunk by the pipeline": lambda x: enlarged(x, 2, Image.Resampling.BOX),
+    "enlarged 3× bicubic, shrunk by the pipeline": lambda x: enlarged(x, 3),
+    "JPEG q40": lambda x: encoded(x, "JPEG", 40),
     "left-right flip": lambda x: np.ascontiguousarray(x[:, ::-1]),
 }
 
@@ -71,36 +77,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifake"))
     parser.add_argument("--n", type=int, default=0, help="use a stratified sample of this many test images (0: all)")
     parser.add_argument("--compare-resample", action="store_true")
+    parser.add_argument("--model-dir", default="", help="exported model folder (default: the shipped one)")
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="validation: the seed-0 validation split (choosing a model); test: what ships")
+    parser.add_argument("--out", default="", help="results JSON (default bench/results/robustness.json)")
     args = parser.parse_args(argv)
 
-    from training.data import read_split
+    from training.data import load_cifake, read_split
 
-    test = read_split(Path(args.data), "test")[0]
-    images, labels = test.images, test.labels.astype(int)
+    split = read_split(Path(args.data), "test")[0] if args.split == "test" else load_cifake(args.data).val
+    images, labels = split.images, split.labels.astype(int)
     if args.n:
         idx = np.sort(np.random.default_rng(0).permutation(len(labels))[: args.n])
         images, labels = images[idx], labels[idx]
-    clf = Classifier()
+    clf = Classifier(args.model_dir) if args.model_dir else Classifier()
     rows = {}
     for name, transform in TRANSFORMS.items():
         rows[name] = accuracy_of(clf, images, labels, transform)
         print(f"{name:40s} {rows[name]['accuracy'] * 100:6.2f} %", flush=True)
     clean = rows["clean (original files)"]["accuracy"]
-    result = {"images": int(len(labels)), "model_version": clf.metadata.get("version"), "rows": rows,
+    result = {"images": int(len(labels)), "split": args.split, "model_dir": args.model_dir or "exported",
+              "model_version": clf.metadata.get("version"), "rows": rows,
               "worst_drop_points": max((clean - r["accuracy"]) * 100 for r in rows.values())}
     if args.compare_resample:
         result["resample"] = {
             f"enlarged {factor}×, shrunk with {method}": accuracy_of(clf, images, labels, lambda x, f=factor: enlarged(x, f),
                                                                     method)["accuracy"]
             for factor in (4, 8) for method in RESAMPLE_METHODS if method != "nearest"}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "robustness.json").write_text(json.dumps(result, indent=2))
+    out = Path(args.out) if args.out else RESULTS / "robustness.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     print(markdown(result))
 
 
 def markdown(result: dict) -> str:
     clean = result["rows"]["clean (original files)"]["accuracy"]
-    lines = [f"| upload ({result['images']} CIFAKE test images) | accuracy | vs clean | called AI-generated | "
+    lines = [f"| upload ({result['images']} CIFAKE {result.get('split', 'test')} images) | accuracy | vs clean | called AI-generated | "
              "out of domain | confident band (error) |", "|---|---|---|---|---|---|"]
     for name, row in result["rows"].items():
         band = (f"{row['confident_share'] * 100:.1f} % ({row['confident_error'] * 100:.2f} %)"

@@ -88,12 +88,88 @@ def build_seed() -> keras.Model:
     return keras.Model(inputs, p_fake, name="seed")
 
 
+@dataclass(frozen=True)
+class HybridConfig:
+    """A small hybrid vision transformer: a convolutional stem down to 8x8 tokens, then attention blocks.
+
+    The stem keeps full resolution for its first stage (CIFAKE's evidence sits in high frequencies) and
+    halves it between stages; attention then mixes the 64 tokens globally, which a CNN of this size does
+    not (another kind of network, whose mistakes correlate less with the CNN's, for an ensemble)."""
+
+    stem_filters: tuple[int, ...] = (32, 64, 96)  # one entry per stage: 32, 16, 8 px; the last is the token width
+    stem_convs: tuple[int, ...] = (2, 1, 1)  # 3x3 conv-BN-ReLU per stage
+    depth: int = 4  # attention blocks
+    heads: int = 4
+    mlp_ratio: int = 2  # hidden width of each block's MLP, in token widths
+    dropout: float = 0.0  # before the logit
+
+
+HYBRID_CONFIG = HybridConfig()
+
+
+@keras.saving.register_keras_serializable(package="cifake")
+class PositionEmbedding(layers.Layer):
+    """Adds a learned embedding per token position: (N, T, D) -> (N, T, D)."""
+
+    def build(self, input_shape):
+        self.embedding = self.add_weight(shape=(1, input_shape[1], input_shape[2]), name="embedding",
+                                         initializer=keras.initializers.RandomNormal(stddev=0.02))
+
+    def call(self, tokens):
+        return tokens + self.embedding
+
+
+def _attention_block(x, width: int, config: HybridConfig, i: int):
+    """Pre-norm transformer block: x + MHA(LN(x)), then x + MLP(LN(x)). (N, T, width) -> same.
+
+    SiLU rather than GELU in the MLP: Keras exports exact GELU through Erfc, which ONNX Runtime lacks."""
+    y = layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_ln1")(x)
+    y = layers.MultiHeadAttention(config.heads, width // config.heads, name=f"block{i}_attention")(y, y)
+    x = layers.Add(name=f"block{i}_add1")([x, y])
+    y = layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_ln2")(x)
+    y = layers.Dense(width * config.mlp_ratio, activation="silu", name=f"block{i}_mlp1")(y)
+    y = layers.Dense(width, name=f"block{i}_mlp2")(y)
+    return layers.Add(name=f"block{i}_add2")([x, y])
+
+
+def build_hybrid(config: HybridConfig = HYBRID_CONFIG, name: str = "hybrid") -> keras.Model:
+    """Conv stem -> 8x8 tokens -> attention blocks; `last_conv` is the final tokens laid out as an 8x8
+    map (Grad-CAM reads it as pytorch-grad-cam's reshape transform does for ViTs)."""
+    if len(config.stem_filters) != len(config.stem_convs):
+        raise ValueError(f"stem_filters has {len(config.stem_filters)} stages but stem_convs has "
+                         f"{len(config.stem_convs)}.")
+    inputs, x = _inputs()
+    k = 0
+    for stage, (width, repeats) in enumerate(zip(config.stem_filters, config.stem_convs)):
+        if stage > 0:
+            x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+        for _ in range(repeats):
+            k += 1
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{k}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{k}")(x)
+            x = layers.Activation("relu", name=f"relu{k}")(x)
+    side, width = x.shape[1], x.shape[-1]
+    x = layers.Reshape((side * side, width), name="tokens")(x)
+    x = PositionEmbedding(name="positions")(x)
+    for i in range(1, config.depth + 1):
+        x = _attention_block(x, width, config, i)
+    x = layers.LayerNormalization(epsilon=1e-6, name="final_ln")(x)
+    x = layers.Reshape((side, side, width), name=GRADCAM_LAYER)(x)
+    x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
+    x = layers.Dropout(config.dropout, name="dropout")(x)
+    logit = layers.Dense(1, name=LOGIT_LAYER)(x)
+    p_fake = layers.Activation("sigmoid", name=OUTPUT_LAYER, dtype="float32")(logit)
+    return keras.Model(inputs, p_fake, name=name)
+
+
 def build_model(name: str, config: CNNConfig | None = None) -> keras.Model:
     if name == "seed":
         return build_seed()
     if name == "default":
         return build_cnn(config or DEFAULT_CONFIG, name="default")
-    raise ValueError(f"model must be 'default' or 'seed'; got {name!r}.")
+    if name == "hybrid":
+        return build_hybrid()
+    raise ValueError(f"model must be 'default', 'seed' or 'hybrid'; got {name!r}.")
 
 
 def count_flops(model: keras.Model) -> int:
@@ -106,5 +182,10 @@ def count_flops(model: keras.Model) -> int:
             c_in = layer.input.shape[-1]
             total += 2 * h * w * c_out * kh * kw * c_in
         elif isinstance(layer, layers.Dense):
-            total += 2 * layer.input.shape[-1] * layer.units
+            tokens = layer.input.shape[1] if len(layer.input.shape) == 3 else 1
+            total += 2 * tokens * layer.input.shape[-1] * layer.units
+        elif isinstance(layer, layers.MultiHeadAttention):  # q, k, v, output projections + the two products
+            query = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input
+            tokens, width = query.shape[1], query.shape[-1]
+            total += 2 * tokens * width * width * 4 + 2 * 2 * tokens * tokens * width
     return int(total)

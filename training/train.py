@@ -41,7 +41,7 @@ RUNS_DIR = PROJECT_ROOT / "runs"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "default"  # "default" (ours) or "seed" (the original project's CNN)
+    model: str = "default"  # "default" (ours), "seed" (the original project's CNN) or "hybrid" (a small transformer)
     filters: tuple[int, ...] = DEFAULT_CONFIG.filters  # default model only: widths per stage
     convs: tuple[int, ...] = DEFAULT_CONFIG.convs_per_stage  # default model only: convs per stage
     epochs: int = 22
@@ -104,7 +104,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="",
                         help="named recipe; flags given explicitly override its values")
-    parser.add_argument("--model", choices=("default", "seed"), default="default", help="architecture")
+    parser.add_argument("--model", choices=("default", "seed", "hybrid"), default="default",
+                        help="architecture: the CNN (default), the original project's (seed), or the hybrid transformer")
     parser.add_argument("--filters", default=",".join(map(str, TrainConfig.filters)),
                         help="default model: filters per stage, e.g. 32,64,128")
     parser.add_argument("--convs", default=",".join(map(str, TrainConfig.convs)),
@@ -381,8 +382,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     variants = None
     if config.redelivery and config.variants > 0:
         started = time.time()
-        variants = make_variants(train_x, config.variants, config.seed, REDELIVERY_PRESETS[config.redelivery_preset],
-                                 cache_dir=data_module.CACHE_DIR.parent / "augment")
+        preset, cache = REDELIVERY_PRESETS[config.redelivery_preset], data_module.CACHE_DIR.parent / "augment"
+        variants = make_variants(train_x[:n_cifake], config.variants, config.seed, preset, cache_dir=cache)
+        if len(train_x) > n_cifake:  # the extra sources' copies, cached apart so every fold reuses CIFAKE's
+            variants = np.concatenate([variants, make_variants(train_x[n_cifake:], config.variants, config.seed + 1,
+                                                               preset, cache_dir=cache)], axis=1)
         print(f"re-delivery variants {variants.shape} ready in {time.time() - started:.0f} s", flush=True)
 
     teacher = None
