@@ -35,7 +35,7 @@ def strict_server(tmp_path_factory):
     """Short idle time, tight per-address limits, deployed-on-Spaces headers."""
     data_dir = tmp_path_factory.mktemp("strictdata")
     env = {"CIFAKE_WARMUP": "0", "CIFAKE_SESSION_IDLE_MINUTES": "0.25", "CIFAKE_REGISTRATIONS_PER_HOUR": "2",
-           "CIFAKE_VISITOR_PER_MINUTE": "2", "SPACE_HOST": "someone-cifake.hf.space", "CIFAKE_TRUST_PROXY": "1"}
+           "CIFAKE_VISITOR_PER_MINUTE": "2", "CIFAKE_VISITOR_UPLOAD_MB_PER_MINUTE": "2", "SPACE_HOST": "someone-cifake.hf.space", "CIFAKE_TRUST_PROXY": "1"}
     with running_app(data_dir, env, [USER]) as (url, _):
         yield url, data_dir
 
@@ -493,3 +493,86 @@ def test_every_event_that_takes_a_file_refuses_a_named_server_path(server, who):
         tried.append(dependency["api_name"])
     assert {"analyse", "predict", "predict_heatmap", "batch", "save_profile", "register", "admin_add_labelled",
             "admin_evaluate"} <= set(tried)
+
+
+# -- 11. request bodies are bounded before anything buffers them (issue 20) ---------------------------------------
+def _post_raw(url: str, path: str, total: int, chunked: bool,
+              content_type: str = "application/json", prefix: bytes = b"") -> tuple[str, float]:
+    """POST `total` bytes over a raw socket, stopping as soon as an answer arrives (a server that refuses
+    early closes the connection while we write). Returns (status line, seconds until the answer)."""
+    import select
+    import socket
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+            f"{length}\r\nConnection: close\r\n\r\n").encode()
+    block = b"[" * 2**16
+    start, sent, answer = time.monotonic(), 0, b""
+    with socket.create_connection((host, port), timeout=60) as sock:
+        sock.sendall(head + (f"{len(prefix):x}\r\n".encode() + prefix + b"\r\n" if chunked and prefix else prefix))
+        while sent < total:
+            if select.select([sock], [], [], 0)[0]:
+                break
+            data = block if not chunked else f"{len(block):x}\r\n".encode() + block + b"\r\n"
+            try:
+                sock.sendall(data)
+            except OSError:  # the server closed the connection after answering
+                break
+            sent += len(block)
+        sock.settimeout(30)
+        try:
+            answer = sock.recv(4096)
+        except OSError:
+            pass
+    return answer.split(b"\r\n")[0].decode(), time.monotonic() - start
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_120_mib_body_gets_413_within_10_s_and_the_server_stays_under_150_mb_more(server, chunked):
+    before = _server_rss(server[2])
+    status, seconds = _post_raw(server[0], "/gradio_api/queue/join", 120 * 2**20, chunked)
+    assert " 413 " in status + " " and seconds < 10, (status, seconds)
+    status, _ = _post_raw(server[0], "/gradio_api/upload", 120 * 2**20, chunked,  # a visitor's upload
+                          "multipart/form-data; boundary=b0undary", b'--b0undary\r\nContent-Disposition: form-data; '
+                          b'name="files"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n')
+    assert " 413 " in status + " ", status
+    assert _server_rss(server[2]) - before < 150 * 2**20
+    assert _answers_config_within(server[0], 5.0)
+
+
+def test_logs_never_contain_request_bodies(server):
+    marker = "BODY-MARKER-" + "x" * 200_000
+    visitor = _visitor(server[0])
+    config = visitor.get("/config").json()
+    send = next(d for d in config["dependencies"] if d.get("api_name") == "send_message")
+    ok, message = call_event(visitor, "send_message", [marker])  # fewer inputs than the event takes
+    assert not ok and "takes 3 inputs" in message and marker not in message
+    visitor.post("/gradio_api/queue/join", json={"data": marker, "fn_index": send["id"], "session_hash": "x"})
+    visitor.post("/gradio_api/queue/join", content=b'{"data": ["' + marker.encode())
+    visitor.post("/gradio_api/queue/join", json={"data": [marker * 6], "fn_index": send["id"], "session_hash": "y"})
+    time.sleep(1)
+    assert "BODY-MARKER" not in (server[1] / "server.log").read_text()
+
+
+def _upload_many(http: httpx.Client, count: int, size: int) -> httpx.Response:
+    files = [("files", (f"p{i}.jpg", bytes(size))) for i in range(count)]
+    return http.post("/gradio_api/upload", files=files)
+
+
+def test_visitors_upload_one_file_per_request_members_more(server):
+    assert _upload_many(_visitor(server[0]), 1, 1000).status_code == 200
+    refused = _upload_many(_visitor(server[0]), 3, 1000)
+    assert refused.status_code == 413 and "1 file at a time" in refused.text
+    assert _upload_many(sign_in(server[0], *USER), 3, 1000).status_code == 200
+
+
+def test_a_visitor_address_uploads_at_most_its_megabytes_per_minute(strict_server):
+    http = httpx.Client(base_url=strict_server[0], transport=httpx.HTTPTransport(local_address="127.0.0.3"),
+                        timeout=60)  # its own address: the other strict tests keep their budget
+    statuses = [_upload_many(http, 1, 900_000) for _ in range(3)]  # CIFAKE_VISITOR_UPLOAD_MB_PER_MINUTE=2
+    assert [r.status_code for r in statuses] == [200, 200, 429]
+    assert "Too many uploads" in statuses[2].text and int(statuses[2].headers["retry-after"]) > 0
+    signed_in = sign_in(strict_server[0], *USER, local_address="127.0.0.3")
+    assert _upload_many(signed_in, 1, 900_000).status_code == 200  # members are not counted

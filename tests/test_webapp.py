@@ -4,6 +4,7 @@ import ast
 import os
 import subprocess
 import sys
+import time
 
 from conftest import PROJECT_ROOT
 
@@ -63,6 +64,32 @@ def test_rate_limiter_allows_the_limit_then_says_how_long_to_wait():
     assert limiter.wait_time("b", now=2) == 0.0  # another address is not affected
     assert limiter.wait_time("a", now=61) == 0.0
 
+
+
+def test_byte_budget_counts_bytes_per_address_in_a_sliding_minute():
+    from webapp.limits import ByteBudget
+
+    budget = ByteBudget(1000, 60.0)
+    assert [budget.charge("a", 600, now=0), budget.charge("a", 400, now=1)] == [0.0, 0.0]
+    assert budget.charge("a", 1, now=2) == 58.0  # over: wait until the first charge leaves the window
+    assert budget.charge("b", 1000, now=2) == 0.0
+    assert budget.charge("a", 500, now=61.5) == 0.0  # the first two charges left the window
+
+
+def test_upload_cache_sweep_deletes_the_oldest_uploads_down_to_its_size(tmp_path):
+    from webapp.uploads import sweep_uploads
+
+    uploads = set()
+    for age, name in ((300, "old"), (200, "middle"), (100, "new")):
+        path = tmp_path / name / "picture.jpg"
+        path.parent.mkdir()
+        path.write_bytes(bytes(1000))
+        os.utime(path, (time.time() - age, time.time() - age))
+        uploads.add(str(path))
+    (tmp_path / "example.jpg").write_bytes(bytes(1000))  # not an upload: never swept
+    assert sweep_uploads(tmp_path, 2500, uploads) == 2000
+    assert sorted(p.parent.name for p in tmp_path.rglob("*.jpg")) == ["new", tmp_path.name]
+    assert sweep_uploads(tmp_path, 2500, uploads) == 0
 
 def test_password_rules_name_the_problem():
     from webapp.store import password_problem

@@ -34,3 +34,29 @@ class RateLimiter:
     def record(self, key: str, now: float | None = None) -> None:
         with self._lock:
             self._events[key].append(time.monotonic() if now is None else now)
+
+
+class ByteBudget:
+    """Bytes per key within a sliding window (visitors' uploads per address); thread-safe."""
+
+    def __init__(self, limit_bytes: int, window: float):
+        self.limit_bytes = limit_bytes
+        self.window = window
+        self._charges: dict[str, deque] = defaultdict(deque)  # key -> (time, bytes), oldest first
+        self._totals: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def charge(self, key: str, size: int, now: float | None = None) -> float:
+        """Count `size` bytes for `key`; returns 0 while within the budget, else the seconds until the
+        window has room again (the bytes stay counted: a client that keeps sending keeps waiting)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if len(self._charges) > 10_000:  # forget idle keys
+                for stale in [k for k, v in self._charges.items() if not v or v[-1][0] <= now - self.window]:
+                    del self._charges[stale], self._totals[stale]
+            charges = self._charges[key]
+            while charges and charges[0][0] <= now - self.window:
+                self._totals[key] -= charges.popleft()[1]
+            charges.append((now, size))
+            self._totals[key] += size
+            return 0.0 if self._totals[key] <= self.limit_bytes else charges[0][0] + self.window - now

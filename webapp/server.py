@@ -18,10 +18,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from PIL import Image
 
 from webapp.auth import CSRF_COOKIE, SESSION_COOKIE, LoginRefused
+from webapp.bodylimit import BodyLimitMiddleware, BodyLimits
 from webapp.context import AppContext
 from webapp.mail import send_mail
 from webapp.pages.signin import signin_form_html
 from webapp.store import AccountError
+from webapp.uploads import keep_cache_under
 
 log = logging.getLogger("cifake.server")
 HASH_SLOTS = 2  # scrypt calls at once (64 MB and ~50 ms each); the rest wait without blocking the loop
@@ -228,7 +230,14 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
 
         return _png_response(_stored_input(ctx, row["image_path"]) if row["image_path"] else None)
 
-    app.add_middleware(GuardMiddleware, ctx=ctx)
+    async def who(scope) -> tuple[bool, str]:
+        """For the body limits of uploads: signed in?, and the client's address."""
+        request = Request(scope)
+        username = await anyio.to_thread.run_sync(auth.username_for, request.headers, request.cookies)
+        return username is not None, address(request)
+
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.from_settings(settings), who=who)
+    app.add_middleware(GuardMiddleware, ctx=ctx)  # added last, so outermost: a 413 gets the headers too
     folder = ctx.service.folder
     # CVE-2026-134825 (Gradio 6.27-6.31): auth bypass through a forged Host header when SSR is on.
     # SSR stays off until a fixed Gradio is available (6.31.0 is the newest here).
@@ -240,6 +249,7 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
     # Blocks never launches: set the flag as launch() does (in Gradio 6.31 it gates nothing else).
     # webapp.uploads explains this first layer and the second, our own.
     demo.has_launched = True
+    keep_cache_under(demo.GRADIO_CACHE, settings.cache_max_mb * 2**20, demo.upload_file_set)
     return app
 
 

@@ -29,6 +29,9 @@ class Settings:
     messages_per_hour: int = 5  # contact messages per address
     login_address_budget: int = 30  # failed sign-ins per address per 15 minutes
     max_file_mb: int = 20
+    upload_request_mb: int = 200  # all files of one upload request of a signed-in user (a batch's files come in one)
+    visitor_upload_mb_per_minute: int = 60  # upload bytes per visitor address per minute
+    cache_max_mb: int = 2048  # Gradio's upload cache is swept down to this (oldest files first)
     batch_max_files: int = 500  # pictures per batch request
     zip_max_mb: int = 500  # bytes actually unpacked from one zip
     queue_size: int = 64
@@ -54,6 +57,9 @@ class Settings:
             messages_per_hour=int(env("CIFAKE_MESSAGES_PER_HOUR", "5")),
             login_address_budget=int(env("CIFAKE_LOGIN_ADDRESS_BUDGET", "30")),
             max_file_mb=int(env("CIFAKE_MAX_FILE_MB", "20")),
+            upload_request_mb=int(env("CIFAKE_UPLOAD_REQUEST_MB", "200")),
+            visitor_upload_mb_per_minute=int(env("CIFAKE_VISITOR_UPLOAD_MB_PER_MINUTE", "60")),
+            cache_max_mb=int(env("CIFAKE_CACHE_MAX_MB", "2048")),
             batch_max_files=int(env("CIFAKE_BATCH_MAX_FILES", "500")),
             zip_max_mb=int(env("CIFAKE_ZIP_MAX_MB", "500")),
             queue_size=int(env("CIFAKE_QUEUE_SIZE", "64")),

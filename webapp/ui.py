@@ -12,7 +12,7 @@ import gradio as gr
 from webapp.context import AppContext
 from webapp.pages import (about, admin_evaluate, admin_model, admin_retraining, admin_users, api, batch, contact,
                           history, home, profile, register, signin)
-from webapp.uploads import UploadCheckedBlocks
+from webapp.blocks import AppBlocks
 
 PAGE_MODULES = (home, batch, history, profile, about, contact, signin, register,
                 admin_model, admin_evaluate, admin_retraining, admin_users)
@@ -28,7 +28,7 @@ def header_html(user) -> str:
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
-    with UploadCheckedBlocks(title="CIFAKE detector — real or AI-generated?", delete_cache=CACHE_SWEEP) as demo:
+    with AppBlocks(title="CIFAKE detector — real or AI-generated?", delete_cache=CACHE_SWEEP) as demo:
         with gr.Row():
             gr.Markdown("# CIFAKE detector\nIs this picture a real photograph or AI-generated? "
                         "The verdict comes with a heatmap of what the model looked at.")
