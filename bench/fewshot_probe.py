@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def unit_features(features: dict) -> tuple[np.ndarray, np.ndarray]:
     """(served logit (N,), unit-normalised standardised pooled moments (N, M)) from
-    `training.retrain.extract_features`, as the retraining methods read them."""
+    `training.incremental.extract_features`, as the retraining methods read them."""
     moments = features["moments"]
     z = (moments - moments.mean(axis=0)) / (moments.std(axis=0) + 1e-6)
     return features["logit"], z / np.linalg.norm(z, axis=1, keepdims=True)
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ceiling-seeds", type=int, default=5, help="scenario splits for the linear-probe ceiling")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fewshot_probe.json"))
     args = parser.parse_args(argv)
-    from training.retrain import extract_features
+    from training.incremental import extract_features
 
     data = load_offdomain()
     features = extract_features(keras.models.load_model(args.model), data["images"])

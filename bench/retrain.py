@@ -9,7 +9,7 @@ Scenario (from `../shared/datasets/offdomain-dev`, every picture through the app
 - real_photos/: split by *source repository*, never by file: the photos of some sources are labelled
   REAL, the other sources are held out to count false positives;
 - the labelled pictures go through the real path (accepted feedback in a fresh data folder, then
-  `training.retrain.retrain` in a worker process, as the Retrain button runs it).
+  `python -m retraining` in a worker process on the labels file, as the Retrain button runs it).
 
 Reported per method and share: held-out detection per generator and averaged over generators (parent vs
 new), held-out real-photo false positives (parent vs new), CIFAKE official test accuracy of the new
@@ -156,7 +156,9 @@ def synthetic_scenario(real: dict, share: float, real_share: float, seed: int, n
 
 # -- one run ----------------------------------------------------------------------------------------
 def write_accepted(folder: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """A fresh app data folder whose database holds `images` as accepted labelled feedback."""
+    """A fresh app data folder whose database holds `images` as accepted labelled feedback, and the labels
+    file the app writes for the worker when an admin presses Retrain."""
+    from retraining.labels import LABELS_NAME, latest_labels, write_labels
     from webapp.store import Store
 
     store = Store(folder=folder)
@@ -166,6 +168,7 @@ def write_accepted(folder: Path, images: np.ndarray, labels: np.ndarray) -> None
         Image.fromarray(pixels).save(path)
         store.add_feedback("bench", ("REAL", "FAKE")[int(label)], str(path.relative_to(folder)), "upload",
                            status="accepted")
+    write_labels(folder / LABELS_NAME, latest_labels(store.list_feedback("accepted")))
     store.engine.dispose()
 
 
@@ -174,8 +177,8 @@ METHOD_ARGS = {"head": ["--method", "head"], "head-ungated": ["--method", "head"
 
 
 def run_worker(folder: Path, method: str, cifake: str | None, extra: list[str]) -> tuple[dict, float]:
-    """`python -m training.retrain` in a fresh process, as the Retrain button starts it (never activates)."""
-    cmd = [sys.executable, "-m", "training.retrain", "--data-dir", str(folder), *METHOD_ARGS[method],
+    """`python -m retraining` in a fresh process, as the Retrain button starts it (never activates)."""
+    cmd = [sys.executable, "-m", "retraining", "--data-dir", str(folder), *METHOD_ARGS[method],
            "--status", str(folder / "status.json"), "--no-activate", *extra]
     if cifake:
         cmd += ["--cifake", cifake]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from training.export import fit_platt
-from training.metrics import expected_calibration_error
+from evaluation.metrics import expected_calibration_error
 
 
 def test_platt_scaling_recovers_a_known_miscalibration():

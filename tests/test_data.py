@@ -4,7 +4,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from training.data import DatasetLayoutError, load_cifake, load_labelled, read_split, stratified_split
+from evaluation.labelled import DatasetLayoutError, load_labelled
+from training.data import load_cifake, read_split, stratified_split
 
 
 @pytest.mark.parametrize("source", ["folder", "zip"])

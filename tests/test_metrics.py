@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from training.metrics import compute_metrics, expected_calibration_error, save_plots
+from evaluation.metrics import compute_metrics, expected_calibration_error, save_plots
 
 
 def test_metrics_match_hand_computed_values():

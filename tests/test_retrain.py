@@ -106,7 +106,7 @@ def _nothing_half_written(service):
 # -- learning ---------------------------------------------------------------------------------------
 @pytest.mark.timeout(900)
 def test_retraining_fixes_new_mistakes_keeps_old_accuracy_and_switches_the_api(service, classifier):
-    from training.retrain import RetrainConfig, retrain
+    from retraining.worker import RetrainConfig, retrain
 
     wrong, claimed = _wrong_set(classifier, family=_stripe_images)
     assert len(wrong) >= 20
@@ -114,7 +114,8 @@ def test_retraining_fixes_new_mistakes_keeps_old_accuracy_and_switches_the_api(s
     probe = _stripe_images(30, seed=99)  # unseen pictures of the same family
     before = ((classifier.run(probe)[0] >= 0.5).astype(int) == claimed).mean()
 
-    metadata = retrain(service.folder, "admin", RetrainConfig(), cifake="slice")  # the default method
+    labels = service.accepted_labels()
+    metadata = retrain(service.folder, labels, "admin", RetrainConfig(), cifake="slice")  # the default method
     gate = metadata["retraining"]["gate"]
     assert metadata["version"] == 2 and metadata["parent_version"] == 1
     assert metadata["retraining"]["method"] == "head"
@@ -142,12 +143,12 @@ def test_every_method_keeps_the_onnx_contract(service, classifier, method):
     the parent frozen keep its out-of-domain score exactly."""
     import onnxruntime as ort
 
-    from training.retrain import RetrainConfig, retrain
+    from retraining.worker import RetrainConfig, retrain
 
     wrong, claimed = _wrong_set(classifier, family=_stripe_images)
     _add_labelled(service, wrong, claimed)
-    metadata = retrain(service.folder, "admin", RetrainConfig(method=method, steps=20), cifake="slice",
-                       activate=False)
+    metadata = retrain(service.folder, service.accepted_labels(), "admin", RetrainConfig(method=method, steps=20),
+                       cifake="slice", activate=False)
     session = ort.InferenceSession(str(service.registry.version_dir(metadata["version"]) / "model.onnx"),
                                    providers=["CPUExecutionProvider"])
     images = np.concatenate([wrong[:4], _pattern_images(4, seed=3)]).astype(np.float32)
@@ -160,7 +161,7 @@ def test_every_method_keeps_the_onnx_contract(service, classifier, method):
 
 @pytest.mark.timeout(900)
 def test_gate_refuses_a_version_that_does_not_help(service, classifier):
-    from training.retrain import RetrainConfig, retrain
+    from retraining.worker import RetrainConfig, retrain
 
     # labels the model already gets right: nothing to improve, so the new version must not be promoted
     images = _pattern_images(20, seed=5)
@@ -169,7 +170,7 @@ def test_gate_refuses_a_version_that_does_not_help(service, classifier):
         _add_labelled(service, images[(p_fake >= 0.5).astype(int) == label], label)
     if len(service.store.list_feedback("accepted")) < 4:
         pytest.skip("the model puts all pattern images in one class")
-    metadata = retrain(service.folder, "admin", RetrainConfig(), cifake="slice")
+    metadata = retrain(service.folder, service.accepted_labels(), "admin", RetrainConfig(), cifake="slice")
     assert not metadata["retraining"]["gate"]["passed"]
     assert "not better" in metadata["retraining"]["gate"]["reason"]
     assert service.registry.active_version() == 1
@@ -179,7 +180,7 @@ def test_gate_refuses_a_version_that_does_not_help(service, classifier):
 # -- worker lifecycle ---------------------------------------------------------------------------------
 @pytest.mark.timeout(900)
 def test_a_second_retrain_is_refused_also_from_a_restarted_app_and_cancel_leaves_nothing(service, classifier):
-    from webapp.retrain_jobs import RetrainBusyError
+    from retraining.jobs import RetrainBusyError
     from webapp.service import DetectorService
 
     wrong, claimed = _wrong_set(classifier)
@@ -229,7 +230,7 @@ def test_killing_the_app_stops_its_worker_and_a_restarted_app_can_retrain(servic
     finally:
         if app.poll() is None:
             app.kill()
-    from webapp.retrain_jobs import lock_is_held
+    from retraining.jobs import lock_is_held
 
     # the lock is the truth: the kernel drops it only once every thread of the worker is gone
     _wait_for(lambda: not _pid_alive(worker) and not lock_is_held(service.folder / "retrain.lock"), 120,
@@ -265,7 +266,7 @@ def test_a_killed_worker_leaves_the_served_model_and_registry_intact(service, cl
 
 
 def test_a_crashed_runs_staging_folder_is_removed_when_the_lock_is_free(tmp_path):
-    from webapp.retrain_jobs import RetrainJobs, write_status
+    from retraining.jobs import RetrainJobs, write_status
 
     models = tmp_path / "models"
     staging = models / ".retrain-abc123"
@@ -278,7 +279,7 @@ def test_a_crashed_runs_staging_folder_is_removed_when_the_lock_is_free(tmp_path
 
 
 def test_an_old_run_cannot_overwrite_a_newer_runs_status(tmp_path):
-    from webapp.retrain_jobs import read_status, write_status
+    from retraining.jobs import read_status, write_status
 
     path = tmp_path / "retrain_status.json"
     assert write_status(path, "old", "running", 0.5, "old run", new_run=True)
@@ -291,14 +292,14 @@ def test_an_old_run_cannot_overwrite_a_newer_runs_status(tmp_path):
 
 
 def test_the_cli_refuses_while_another_worker_holds_the_lock(tmp_path):
-    from webapp.retrain_jobs import try_lock, write_status
+    from retraining.jobs import try_lock, write_status
 
     folder = tmp_path / "d"
     folder.mkdir()
     write_status(folder / "retrain_status.json", "busy1", "running", 0.4, "step 5", new_run=True, pid=12345)
     fd = try_lock(folder / "retrain.lock")
     try:
-        result = subprocess.run([sys.executable, "-m", "training.retrain", "--data-dir", str(folder),
+        result = subprocess.run([sys.executable, "-m", "retraining", "--data-dir", str(folder),
                                  "--status", str(folder / "retrain_status.json")], cwd=PROJECT_ROOT,
                                 capture_output=True, text=True, timeout=300)
     finally:
@@ -308,11 +309,43 @@ def test_the_cli_refuses_while_another_worker_holds_the_lock(tmp_path):
 
 
 def test_retrain_cli_without_accepted_data_fails_cleanly(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "training.retrain", "--data-dir", str(tmp_path / "d"),
+    result = subprocess.run([sys.executable, "-m", "retraining", "--data-dir", str(tmp_path / "d"),
                              "--status", str(tmp_path / "status.json")], cwd=PROJECT_ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 2
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "failed"
+
+
+def test_the_worker_learns_the_last_accepted_label_of_each_picture_from_the_labels_file(tmp_path):
+    from retraining.labels import LABELS_NAME, latest_labels, load_new_images, read_labels, write_labels
+
+    (tmp_path / "images").mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.full((32, 32, 3), 7, np.uint8)).save(tmp_path / "images" / f"{name}.png")
+    accepted = [{"image_path": "images/a.png", "claimed_label": "FAKE"},
+                {"image_path": "images/b.png", "claimed_label": "REAL"},
+                {"image_path": "images/a.png", "claimed_label": "REAL"},  # re-labelled later: this one counts
+                {"image_path": "images/gone.png", "claimed_label": "FAKE"}]  # deleted meanwhile: skipped
+    write_labels(tmp_path / LABELS_NAME, latest_labels(accepted))
+    new = load_new_images(tmp_path, read_labels(tmp_path / LABELS_NAME))
+    assert list(new.names) == ["images/a.png", "images/b.png"] and list(new.labels) == [0, 0]
+    assert new.images.shape == (2, 32, 32, 3) and new.images.dtype == np.uint8
+    with pytest.raises(ValueError, match="REAL.*FAKE.*'fake'"):
+        write_labels(tmp_path / LABELS_NAME, {"images/a.png": "fake"})
+
+
+def test_starting_a_run_writes_the_accepted_labels_for_the_worker(service, classifier):
+    from retraining.labels import LABELS_NAME, read_labels
+
+    wrong, claimed = _wrong_set(classifier)
+    _add_labelled(service, wrong[:3], claimed)
+    service.start_retrain("admin", extra_args=LONG_RUN)
+    try:
+        labels = read_labels(service.folder / LABELS_NAME)
+    finally:
+        service.cancel_retrain()
+    assert len(labels) == 3 and set(labels.values()) == {("REAL", "FAKE")[claimed]}
+    assert all((service.folder / path).is_file() for path in labels)
 
 
 # -- the loop end to end, through the real server -------------------------------------------------------

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.labelled import load_labelled
+from evaluation.metrics import compute_metrics, save_plots
 from inference.classifier import Classifier
 from inference.model_card import EXPORTED_DIR
-from training.data import PROJECT_ROOT, load_cifake, load_labelled
-from training.metrics import compute_metrics, save_plots
+from training.data import PROJECT_ROOT, load_cifake
 
 
 def predict_split(classifier: Classifier, images: np.ndarray, batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Multi-layer pooled features of a trained CNN, built from stock Keras layers only.
 
 Heads fitted after training (the out-of-domain head in `training.export`, heads fitted by
-`training.retrain`) read, for the last activation of every stage, the per-channel mean and mean
+`training.incremental`) read, for the last activation of every stage, the per-channel mean and mean
 square over the spatial positions: E[a] and E[a^2] (the variance follows from both, and no custom
 layer is needed, so `model.keras` loads without importing this package). For the 32/64/128 network
 that is 2 x (32 + 64 + 128) = 448 numbers per picture.

@@ -18,8 +18,9 @@ from PIL import Image
 from inference.classifier import Classifier, Prediction
 from inference.explain import Explanation, explain
 from inference.model_card import EXPORTED_DIR
+from retraining.jobs import RetrainJobs
+from retraining.labels import latest_labels
 from webapp.registry import Registry
-from webapp.retrain_jobs import RetrainJobs
 from webapp.store import Store
 
 CAM_METHODS = {"Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++", "HiResCAM": "hirescam"}
@@ -60,8 +61,7 @@ class DetectorService:
         self._classifier: Classifier | None = None
         self._classifier_version: int | None = None
         self._cams: dict[int, object] = {}
-        self.retrain_jobs = RetrainJobs(self.folder, self.registry.root,
-                                        self.store.engine.url.render_as_string(hide_password=False))
+        self.retrain_jobs = RetrainJobs(self.folder, self.registry.root)
 
     # -- models ------------------------------------------------------------------------------
     def classifier(self) -> tuple[Classifier, int]:
@@ -149,7 +149,7 @@ class DetectorService:
                                     "upload", status="accepted")
         return len(labels)
 
-    # -- retraining (worker lifecycle: webapp.retrain_jobs) ---------------------------------------
+    # -- retraining (worker lifecycle: retraining.jobs) --------------------------------------------
     def status_path(self) -> Path:
         return self.retrain_jobs.status_path
 
@@ -158,9 +158,15 @@ class DetectorService:
 
     def start_retrain(self, username: str, steps: int | None = None, extra_args: list[str] | None = None) -> str:
         """Start a retraining worker; returns its run id. ValueError if nothing to learn or one is running."""
-        if not self.store.list_feedback("accepted"):
+        labels = self.accepted_labels()
+        if not labels:
             raise ValueError("There are no accepted labelled images to learn from yet.")
-        return self.retrain_jobs.start(username, (["--steps", str(steps)] if steps else []) + (extra_args or []))
+        args = (["--steps", str(steps)] if steps else []) + (extra_args or [])
+        return self.retrain_jobs.start(username, labels, args)
+
+    def accepted_labels(self) -> dict[str, str]:
+        """What retraining learns: {stored picture path: "REAL" | "FAKE"}, the last accepted decision each."""
+        return latest_labels(self.store.list_feedback("accepted"))
 
     def cancel_retrain(self) -> bool:
         return self.retrain_jobs.cancel()

@@ -6,6 +6,7 @@ import gradio as gr
 from inference.model_card import load_metadata
 from webapp.context import AppContext
 from webapp.pages import Page
+from webapp.views import bands_markdown
 
 
 def build(ctx: AppContext) -> Page:
@@ -15,31 +16,6 @@ def build(ctx: AppContext) -> Page:
     with gr.Tab("About", id="about") as tab:
         text = gr.Markdown(show_about())
     return Page(tab, "everyone", [(show_about, [text])])
-
-
-def metrics_rows(metadata: dict) -> list[list]:
-    rows = []
-    for split, values in metadata.get("metrics", {}).items():
-        rows.append([split, values["n"], f"{values['accuracy'] * 100:.2f} %", f"{values['precision']:.4f}",
-                     f"{values['recall']:.4f}", f"{values['f1']:.4f}",
-                     f"{values['roc_auc']:.4f}" if values.get("roc_auc") is not None else "—", f"{values['ece']:.4f}"])
-    return rows
-
-
-def bands_markdown(metadata: dict) -> str:
-    bands = metadata.get("bands", {}).get("test")
-    if not bands:
-        return ""
-    decision = metadata["decision"]
-    lines = ["| band | rule | share of CIFAKE test | error rate |", "|---|---|---|---|"]
-    rules = {"confident": f"confidence ≥ {decision['confident_from']:.2f}, in domain",
-             "leaning": f"{decision['leaning_from']:.2f} ≤ confidence < {decision['confident_from']:.2f}",
-             "uncertain": f"confidence < {decision['leaning_from']:.2f} or out of domain"}
-    for band in ("confident", "leaning", "uncertain"):
-        row = bands[band]
-        error = "—" if row["error_rate"] is None else f"{row['error_rate'] * 100:.1f} %"
-        lines.append(f"| {band} | {rules[band]} | {row['share'] * 100:.1f} % | {error} |")
-    return "\n".join(lines)
 
 
 def about_markdown(metadata: dict) -> str:

@@ -3,45 +3,25 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
-from inference.archive import ZipLimitError, ZipLimits, check_zip
-from webapp.context import AppContext, file_path
+from webapp.actions import load_labelled_upload
+from webapp.context import AppContext
 from webapp.pages import Page
-from webapp.pages.admin_model import METRIC_HEADERS
+from webapp.views import METRIC_HEADERS, metrics_row
 
 EVAL_MAX_PICTURES = 30_000  # the CIFAKE test split has 20,000
-
-
-def labelled_zip_limits(ctx: AppContext, max_entries: int) -> ZipLimits:
-    return ZipLimits(max_entries=max_entries, max_total_bytes=ctx.settings.zip_max_mb * 2**20,
-                     max_entry_bytes=ctx.settings.max_file_mb * 2**20)
-
-
-def check_labelled_upload(ctx: AppContext, upload, max_entries: int) -> str:
-    """The path of an uploaded labelled zip that passed the streaming limits; gr.Error otherwise."""
-    path = file_path(upload)
-    if not path:
-        raise gr.Error("Upload a labelled zip (REAL/ and FAKE/ folders).")
-    if not zipfile.is_zipfile(path):
-        raise gr.Error(f"{Path(path).name} is not a zip file.")
-    try:
-        check_zip(path, labelled_zip_limits(ctx, max_entries), Path(path).name)
-    except ZipLimitError as err:
-        raise gr.Error(str(err), title="Upload refused") from None
-    return path
 
 
 def build(ctx: AppContext) -> Page:
     def admin_evaluate(source: str, upload, request: gr.Request, progress=gr.Progress()):
         ctx.require_admin(request)
-        from training.data import DatasetLayoutError, load_labelled, read_split  # admins only: lazy
-        from training.metrics import compute_metrics, save_plots
+        from evaluation.labelled import DEFAULT_CACHE_DIR, DatasetLayoutError, read_split  # admins only: lazy
+        from evaluation.metrics import compute_metrics, save_plots
 
         progress(0.02, desc="Loading data")
         try:
@@ -49,9 +29,9 @@ def build(ctx: AppContext) -> Page:
                 data_path = Path(ctx.settings.eval_data)
                 if not data_path.exists():
                     raise gr.Error(f"No CIFAKE data at {data_path}; set CIFAKE_EVAL_DATA or upload a labelled zip.")
-                split = read_split(data_path, "test")[0]
+                split = read_split(data_path, "test", DEFAULT_CACHE_DIR)[0]  # the cache training fills
             else:
-                split = load_labelled(check_labelled_upload(ctx, upload, EVAL_MAX_PICTURES))
+                split = load_labelled_upload(ctx, upload, EVAL_MAX_PICTURES)
         except (DatasetLayoutError, ValueError, FileNotFoundError) as err:
             raise gr.Error(str(err)) from None
         clf, version = ctx.service.classifier()
@@ -66,9 +46,7 @@ def build(ctx: AppContext) -> Page:
             images = [Image.open(p).convert("RGB") for p in plots.values()]
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
-        rows = [[f"{source} (v{version})", metrics["n"], f"{metrics['accuracy'] * 100:.2f} %",
-                 f"{metrics['precision']:.4f}", f"{metrics['recall']:.4f}", f"{metrics['f1']:.4f}",
-                 f"{metrics['roc_auc']:.4f}" if metrics["roc_auc"] is not None else "—", f"{metrics['ece']:.4f}"]]
+        rows = [metrics_row(f"{source} (v{version})", metrics)]
         return rows, images, metrics
 
     with gr.Tab("Admin · Evaluate", id="admin-eval") as tab:

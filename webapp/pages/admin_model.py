@@ -7,9 +7,7 @@ from PIL import Image
 from inference.model_card import load_metadata
 from webapp.context import AppContext
 from webapp.pages import Page, admin_loader
-from webapp.pages.about import bands_markdown, metrics_rows
-
-METRIC_HEADERS = ["data", "n", "accuracy", "precision", "recall", "F1", "ROC-AUC", "ECE"]
+from webapp.views import METRIC_HEADERS, bands_markdown, metrics_rows
 
 
 def build(ctx: AppContext) -> Page:

@@ -7,9 +7,9 @@ import re
 import gradio as gr
 from PIL import Image
 
+from webapp.actions import load_labelled_upload
 from webapp.context import AppContext
 from webapp.pages import Page, admin_loader
-from webapp.pages.admin_evaluate import check_labelled_upload
 from webapp.store import AccountError
 
 FEEDBACK_HEADERS = ["id", "user", "kind", "claimed", "status", "prediction"]
@@ -74,10 +74,8 @@ def build(ctx: AppContext) -> Page:
 
     def admin_add_labelled(upload, request: gr.Request):
         admin = ctx.require_admin(request)
-        from training.data import load_labelled  # the same loader as training (admins only)
-
         try:
-            split = load_labelled(check_labelled_upload(ctx, upload, LABELLED_MAX_PICTURES))
+            split = load_labelled_upload(ctx, upload, LABELLED_MAX_PICTURES)
             count = service.add_labelled_images(admin.username, split.images, split.labels)
         except ValueError as err:
             raise gr.Error(str(err)) from None

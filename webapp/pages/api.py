@@ -7,9 +7,9 @@ import json
 import gradio as gr
 
 from inference.overlay import overlay_on_original
+from webapp.actions import classify_upload, flag_prediction
 from webapp.context import AppContext
-from webapp.pages.history import API_FIELDS, history_records
-from webapp.pages.home import classify_upload, flag_prediction
+from webapp.pages.history import API_FIELDS, history_records  # still a page import: moves when history.py is reworked
 from webapp.service import CAM_METHODS
 
 

@@ -4,52 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import gradio as gr
 
 from inference.model_card import PROJECT_ROOT
 from inference.overlay import overlay_on_model_input, overlay_on_original
-from webapp.context import IMAGE_TYPES, VERDICT_TEXT, AppContext, file_path, verdict_markdown
+from webapp.actions import classify_upload, flag_prediction
+from webapp.context import IMAGE_TYPES, AppContext, verdict_markdown
 from webapp.pages import Page
 from webapp.service import CAM_METHODS
 
 log = logging.getLogger("cifake.home")
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
 TARGETS = {"predicted class": None, "AI-generated": "FAKE", "Real": "REAL"}
-
-
-def classify_upload(ctx: AppContext, file_value, request: gr.Request, source: str, missing: str):
-    """An upload -> Analysis, recorded in the user's history when signed in; bad files -> a message."""
-    user = ctx.user(request)
-    if user is None and source == "ui":
-        ctx.check_rate(ctx.visitor_limit, request, "pictures (sign in for more)")
-    elif user is None:
-        raise gr.Error("Please sign in.", title="Not signed in")
-    path = file_path(file_value)
-    if not path:
-        raise gr.Error(missing)
-    try:
-        analysis = ctx.service.classify(path, Path(path).name)
-    except ValueError as err:
-        raise gr.Error(str(err), title="Cannot read this file") from None
-    if user is not None:
-        ctx.service.record(user.username, analysis, source)
-    return analysis
-
-
-def flag_prediction(ctx: AppContext, record_id, claimed: str, request: gr.Request) -> str:
-    user = ctx.require_user(request)
-    if not record_id:
-        raise gr.Error("Analyse a picture first.")
-    if claimed not in ("REAL", "FAKE"):
-        raise gr.Error(f"The label must be REAL or FAKE; got {claimed!r}.")
-    try:
-        kind = ctx.service.flag(user.username, int(record_id), claimed)
-    except (PermissionError, ValueError) as err:
-        raise gr.Error(str(err)) from None
-    return ("Thanks — noted as correct." if kind == "confirm" else
-            f"Thanks — flagged as wrong; an admin will review the label '{VERDICT_TEXT[claimed]}'.")
 
 
 def build(ctx: AppContext) -> Page:

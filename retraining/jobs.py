@@ -1,7 +1,7 @@
 """One retraining worker at a time, across app restarts: start, watch, cancel, clean up.
 
-The worker (`python -m training.retrain`) is a separate process. Its lifecycle rests on three things in
-the data folder:
+The worker (`python -m retraining`) is a separate process. Its lifecycle rests on three things in
+the data folder (and it reads its pictures from a fourth, `retraining.labels`):
 
 - `retrain.lock`: an exclusive `flock` held by the worker for its whole life. The app takes the lock,
   starts the worker with the locked descriptor (the lock then belongs to both), and closes its own copy,
@@ -34,9 +34,10 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from webapp.registry import STAGING_PREFIX  # the worker (training.retrain) names its staging folder with it
+from inference.model_card import PROJECT_ROOT
+from retraining.labels import LABELS_NAME, write_labels
+from retraining.versions import STAGING_PREFIX  # the worker names its staging folder with it
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCK_NAME = "retrain.lock"
 STATUS_NAME = "retrain_status.json"
 TERMINAL_STATES = ("done", "failed", "cancelled", "stopped")
@@ -171,10 +172,9 @@ def signals_deferred():
 class RetrainJobs:
     """What the app uses: start a worker, report its status, cancel it, wait for it."""
 
-    def __init__(self, folder: Path, models_dir: Path, database_url: str | None = None):
+    def __init__(self, folder: Path, models_dir: Path):
         self.folder = Path(folder)
         self.models_dir = Path(models_dir)
-        self.database_url = database_url
         self.lock_path = self.folder / LOCK_NAME
         self.status_path = self.folder / STATUS_NAME
         self._process: subprocess.Popen | None = None
@@ -199,8 +199,9 @@ class RetrainJobs:
         status["running"] = status.get("state") == "running" and lock_is_held(self.lock_path)
         return status
 
-    def start(self, username: str, args: list[str]) -> str:
-        """Start `python -m training.retrain <args>` holding the lock; returns the run id.
+    def start(self, username: str, labels: dict[str, str], args: list[str]) -> str:
+        """Start `python -m retraining <args>` on `labels` ({picture path relative to the data folder:
+        "REAL" | "FAKE"}) holding the lock; returns the run id.
         RetrainBusyError (with who and since when) if a run is in progress."""
         with self._mutex:
             fd = try_lock(self.lock_path)
@@ -211,14 +212,13 @@ class RetrainJobs:
                     f"{status.get('by') or '?'}, {status.get('progress', 0) * 100:.0f} %): wait for it or cancel it.")
             try:
                 run_id = uuid.uuid4().hex[:12]
+                write_labels(self.folder / LABELS_NAME, labels)  # under the lock: no other start writes it now
                 write_status(self.status_path, run_id, "running", 0.0, "starting", new_run=True, by=username,
                              started=time.time(), pid=None)
-                cmd = [sys.executable, "-m", "training.retrain", "--data-dir", str(self.folder), "--by", username,
+                cmd = [sys.executable, "-m", "retraining", "--data-dir", str(self.folder), "--by", username,
                        "--status", str(self.status_path), "--run-id", run_id, "--lock-fd", str(fd),
                        "--parent-pid", str(os.getpid()), *args]
                 env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-                if self.database_url:
-                    env["CIFAKE_DATABASE_URL"] = self.database_url
                 with (self.folder / "retrain.log").open("a") as log:
                     self._process = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                                      pass_fds=(fd,), start_new_session=True, env=env)

@@ -1,0 +1,74 @@
+"""What more than one page does (pages never import each other): classify an upload and flag a verdict
+(Home and the API endpoints), read an admin's labelled zip (Admin · Evaluate and Admin · Retraining).
+Each is a plain function of the app context and the request; errors reach the user as gr.Error."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from inference.archive import ZipLimitError, ZipLimits, check_zip
+from webapp.context import VERDICT_TEXT, AppContext, file_path
+
+if TYPE_CHECKING:
+    from evaluation.labelled import Split
+
+
+def classify_upload(ctx: AppContext, file_value, request: gr.Request, source: str, missing: str):
+    """An upload -> Analysis, recorded in the user's history when signed in; bad files -> a message."""
+    user = ctx.user(request)
+    if user is None and source == "ui":
+        ctx.check_rate(ctx.visitor_limit, request, "pictures (sign in for more)")
+    elif user is None:
+        raise gr.Error("Please sign in.", title="Not signed in")
+    path = file_path(file_value)
+    if not path:
+        raise gr.Error(missing)
+    try:
+        analysis = ctx.service.classify(path, Path(path).name)
+    except ValueError as err:
+        raise gr.Error(str(err), title="Cannot read this file") from None
+    if user is not None:
+        ctx.service.record(user.username, analysis, source)
+    return analysis
+
+
+def flag_prediction(ctx: AppContext, record_id, claimed: str, request: gr.Request) -> str:
+    user = ctx.require_user(request)
+    if not record_id:
+        raise gr.Error("Analyse a picture first.")
+    if claimed not in ("REAL", "FAKE"):
+        raise gr.Error(f"The label must be REAL or FAKE; got {claimed!r}.")
+    try:
+        kind = ctx.service.flag(user.username, int(record_id), claimed)
+    except (PermissionError, ValueError) as err:
+        raise gr.Error(str(err)) from None
+    return ("Thanks — noted as correct." if kind == "confirm" else
+            f"Thanks — flagged as wrong; an admin will review the label '{VERDICT_TEXT[claimed]}'.")
+
+
+def labelled_zip_limits(ctx: AppContext, max_entries: int) -> ZipLimits:
+    return ZipLimits(max_entries=max_entries, max_total_bytes=ctx.settings.zip_max_mb * 2**20,
+                     max_entry_bytes=ctx.settings.max_file_mb * 2**20)
+
+
+def load_labelled_upload(ctx: AppContext, upload, max_entries: int) -> Split:
+    """An admin's uploaded labelled zip (REAL/ and FAKE/ folders) that passed the streaming limits ->
+    Split of (N, 32, 32, 3) uint8 pictures; gr.Error naming the problem otherwise."""
+    from evaluation.labelled import DatasetLayoutError, load_labelled  # admins only: lazy
+
+    path = file_path(upload)
+    if not path:
+        raise gr.Error("Upload a labelled zip (REAL/ and FAKE/ folders).")
+    if not zipfile.is_zipfile(path):
+        raise gr.Error(f"{Path(path).name} is not a zip file.")
+    try:
+        check_zip(path, labelled_zip_limits(ctx, max_entries), Path(path).name)
+    except ZipLimitError as err:
+        raise gr.Error(str(err), title="Upload refused") from None
+    try:
+        return load_labelled(path)  # the same loader as training
+    except DatasetLayoutError as err:
+        raise gr.Error(str(err)) from None
