@@ -37,7 +37,7 @@ from inference.bands import verdict_bands
 from inference.model_card import SCHEMA_VERSION, sha256_of
 from inference.preprocess import DEFAULT_RESAMPLE
 from training.data import CLASS_NAMES, PROJECT_ROOT, load_cifake
-from training.metrics import compute_metrics, expected_calibration_error, save_plots
+from evaluation.metrics import compute_metrics, expected_calibration_error, save_plots
 
 CALIBRATED_LOGIT = "calibrated_logit"
 
