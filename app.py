@@ -24,8 +24,20 @@ from webapp.settings import Settings
 from webapp.ui import build_app
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def configure_logging() -> None:
+    """Warnings and errors only, ours and every library's; `CIFAKE_LOG_LEVEL=INFO` (or DEBUG) asks for
+    the libraries' INFO lines too (Alembic's plugin set-up and each migration step at every start)."""
+    level = os.environ.get("CIFAKE_LOG_LEVEL", "WARNING").upper()
+    if level not in LOG_LEVELS:
+        raise SystemExit(f"CIFAKE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}; got {level!r}.")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = Settings.from_env()
     ctx = AppContext.create(settings)
     generated = ctx.service.store.ensure_admin()

@@ -6,7 +6,10 @@ In one run on this machine, on the CIFAKE test split (20,000 JPEGs in a zip):
    2 actors (1 thread each); median wall time over --repeats, images/s, ratio to the CLI;
 2. where the time goes, in this process: starting Ray, starting the actors (time to the first result),
    scoring; and inside the actors the seconds spent decoding + shrinking pictures versus in ONNX Runtime,
-   against the same split of the CLI's work (Classifier.prepare vs predict_pixels).
+   against the same split of the CLI's work (Classifier.prepare vs predict_pixels) with a session of
+   the actor's thread count: an actor with one ONNX Runtime thread takes about twice as long per run
+   as the CLI's two threads, for the same CPU time, so only the same thread count is a fair comparison
+   (`onnx_vs_cli`: the actors' ONNX milliseconds per picture over the CLI's).
 Checks that every configuration gives the CLI's rows. Writes `bench/results/batch.json`.
 """
 from __future__ import annotations
@@ -80,11 +83,12 @@ def end_to_end(zip_path: Path, repeats: int, workdir: Path) -> dict:
     return runs
 
 
-def cli_breakdown(zip_path: Path) -> dict:
-    """The CLI's work split: decoding + shrinking (Classifier.prepare) vs ONNX Runtime, one process."""
+def cli_breakdown(zip_path: Path, threads: int) -> dict:
+    """The CLI's work split: decoding + shrinking (Classifier.prepare) vs ONNX Runtime, one process,
+    its session with `threads` intra-op threads (the CLI's own has 2)."""
     from inference.classifier import Classifier
 
-    classifier = Classifier()
+    classifier = Classifier(threads=threads)
     decode = model = 0.0
     pixels = []
     with zipfile.ZipFile(zip_path) as archive:
@@ -103,11 +107,13 @@ def cli_breakdown(zip_path: Path) -> dict:
         started = time.perf_counter()
         classifier.predict_pixels(np.stack(pixels))
         model += time.perf_counter() - started
-    return {"images": len(names), "decode_seconds": decode, "onnx_seconds": model}
+    return {"images": len(names), "threads": threads, "decode_seconds": decode, "onnx_seconds": model,
+            "onnx_ms_per_picture": 1e3 * model / len(names)}
 
 
-def ray_breakdown(zip_path: Path) -> dict:
-    """Ray started once here; per configuration: actor start-up, scoring, and the actors' own split."""
+def ray_breakdown(zip_path: Path, cli: dict) -> dict:
+    """Ray started once here; per configuration: actor start-up, scoring, and the actors' own split,
+    their ONNX time per picture against `cli[threads]` (cli_breakdown with the actor's thread count)."""
     from inference import batch
 
     started = time.perf_counter()
@@ -129,6 +135,8 @@ def ray_breakdown(zip_path: Path) -> dict:
             "images_per_second_after_first_result": (rows / (total - first)) if total > first else None,
             "actor_decode_seconds": decode, "actor_onnx_seconds": model,
             "other_seconds_per_actor": total - (decode + model) / actors,  # start-up, Ray's transfers, idle
+            "actor_onnx_ms_per_picture": 1e3 * model / rows,
+            "onnx_vs_cli": (1e3 * model / rows) / cli[threads]["onnx_ms_per_picture"],
         }
     ray.shutdown()
     return out
@@ -147,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
               "data": str(args.zip.name), "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as tmp:
         result["end_to_end"] = end_to_end(args.zip, args.repeats, Path(tmp))
-    result["cli_breakdown"] = cli_breakdown(args.zip)
-    result["ray_breakdown"] = ray_breakdown(args.zip)
+    result["cli_breakdown"] = {threads: cli_breakdown(args.zip, threads) for threads in sorted({t for _, t in CONFIGS})}
+    result["ray_breakdown"] = ray_breakdown(args.zip, result["cli_breakdown"])
     result["machine"]["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
@@ -161,15 +169,16 @@ def print_table(result: dict) -> None:
     for name, run in result["end_to_end"].items():
         print(f"| {name} | {run['median_seconds']:.1f} | {run['images_per_second']:.0f} | "
               f"{run['speed_vs_cli']:.2f}x | {run['same_rows_as_cli']} |")
-    cli = result["cli_breakdown"]
-    print(f"\nCLI work: decode {cli['decode_seconds']:.1f} s, ONNX {cli['onnx_seconds']:.1f} s "
-          f"({cli['images']} images)")
+    for threads, cli in result["cli_breakdown"].items():
+        print(f"\nCLI work, {threads} ONNX thread(s): decode {cli['decode_seconds']:.1f} s, ONNX "
+              f"{cli['onnx_seconds']:.1f} s = {cli['onnx_ms_per_picture']:.3f} ms a picture ({cli['images']} images)")
     ray = result["ray_breakdown"]
     print(f"Ray start: {ray['ray_init_seconds']:.1f} s")
     for name, run in ray["runs"].items():
         print(f"{name}: {run['seconds']:.1f} s, first result after {run['seconds_to_first_result']:.1f} s, "
               f"then {run['images_per_second_after_first_result'] or 0:.0f} images/s; actors: decode "
-              f"{run['actor_decode_seconds']:.1f} s, ONNX {run['actor_onnx_seconds']:.1f} s")
+              f"{run['actor_decode_seconds']:.1f} s, ONNX {run['actor_onnx_seconds']:.1f} s = "
+              f"{run['actor_onnx_ms_per_picture']:.3f} ms a picture, {run['onnx_vs_cli']:.2f}x the CLI's")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@ out_of_domain, error), in the CLI's order and with its file names, and go to one
 Local Ray by default (`ray.init(num_cpus=...)` on this machine); `--address ray://host:10001` (or
 `auto`) runs on a cluster, whose workers must see the same paths (a shared folder). Ray is an optional
 extra (`pip install "ray[data]"`): nothing else in the project imports it.
+
+Threads: an actor's session runs one ONNX Runtime thread by default (`--threads 1`), the CLI's two, so
+one run of 256 pictures takes an actor about twice the CLI's wall time while costing the same CPU time
+per picture (bench/batch.py measures both against a CLI session with the actor's thread count). Keep
+actors x threads at most the cores: two actors of one thread each keep both cores of a 2-core machine
+busy, while 2 x 2 threads oversubscribe them. Actors' threads never spin-wait (`spin=False`): a
+spinning thread holds a core that another actor, or Ray's own processes, needs.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +147,7 @@ class Scorer:
         from inference.classifier import Classifier
 
         self.config = config
-        self.classifier = Classifier(config.model_dir, threads=config.threads)
+        self.classifier = Classifier(config.model_dir, threads=config.threads, spin=False)
         self.archives: dict[str, zipfile.ZipFile] = {}  # zips stay open across batches
 
     def __call__(self, batch: dict) -> "pyarrow.Table":  # noqa: F821 (pyarrow is imported lazily)
@@ -232,9 +240,13 @@ def _results_table(rows: list[dict], timings: bool):
 
 
 # -- running ------------------------------------------------------------------------------------
-def import_ray():
-    """Ray, imported only here; RuntimeError with the install command when the extra is missing."""
+def import_ray(local: bool = False):
+    """Ray, imported only here; RuntimeError with the install command when the extra is missing.
+    `local`: Ray is about to start a new local cluster (read before Ray reads its settings at import)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage telemetry
+    if local and "ray" not in sys.modules:  # Ray reads it once, at import; set later, it breaks ray.init
+        os.environ.setdefault("RAY_AUTH_MODE", "token")  # token authentication as Ray's default, but no
+        # warning that it chose it
     try:
         import ray
         import ray.data  # noqa: F401
@@ -245,7 +257,7 @@ def import_ray():
 
 def start_ray(config: BatchConfig):
     """Connect to `config.address`, or start a local Ray without a dashboard; returns the ray module."""
-    ray = import_ray()
+    ray = import_ray(local=not config.address)
     if not ray.is_initialized():
         if config.address:  # ship this package to the cluster's workers (numpy, Pillow, ORT must be there)
             ray.init(address=config.address, runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]},
@@ -292,15 +304,28 @@ def _consecutive_groups(items: list[dict]) -> Iterator[list[dict]]:
         yield group
 
 
+def actor_restarts(config: BatchConfig) -> dict:
+    """Ray Data hands each actor its own set-up (our Scorer and its config, the data context) as objects
+    in the object store, and by default restarts dead actors; Ray's core worker then logs an error line
+    on every run ("constructor arguments in the object store and max_restarts > 0", ray#53727), however
+    small our arguments are. On a cluster, restarting actors on lost nodes is worth that line; locally a
+    dead actor means a bug or no memory left, and a restart would only fail again: no restarts.
+    (Ray 2.60 takes `max_restarts` only through its deprecated `ray_remote_args`; it names no parameter
+    for it yet, so `_score_group` silences that one deprecation warning.)"""
+    return {} if config.address else {"max_restarts": 0}
+
+
 def _score_group(ray, items: list[dict], config: BatchConfig):
     # A Parquet row group holds many pictures: one per call (the actor batches inside); else batch_size.
     per_call = 1 if items[0]["kind"] == "parquet" else config.batch_size
     blocks = max(1, min(-(-len(items) // per_call), 1000))
     dataset = ray.data.from_items(items, override_num_blocks=blocks)
-    results = dataset.map_batches(
-        Scorer, fn_constructor_args=(config,), batch_size=per_call, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=config.actors), num_cpus=1,
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")  # see actor_restarts
+        results = dataset.map_batches(
+            Scorer, fn_constructor_args=(config,), batch_size=per_call, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=config.actors), num_cpus=1, **actor_restarts(config),
+        )
     yield from results.iter_batches(batch_size=None, batch_format="pyarrow")
 
 

@@ -38,7 +38,9 @@ class Prediction:
 class Classifier:
     """Thread-safe: one ORT session, `run` may be called from many threads at once."""
 
-    def __init__(self, model_dir: str | Path = EXPORTED_DIR, threads: int = 2):
+    def __init__(self, model_dir: str | Path = EXPORTED_DIR, threads: int = 2, spin: bool = True):
+        """`threads`: ONNX Runtime intra-op threads. `spin=False` lets them sleep between runs instead of
+        spin-waiting, for processes that share the cores with others (Ray actors)."""
         import onnxruntime as ort
 
         self.model_dir = Path(model_dir)
@@ -46,6 +48,8 @@ class Classifier:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # this machine and a basic Space have 2 cores
         options.inter_op_num_threads = 1
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(
             str(self.model_dir / self.metadata["files"]["model.onnx"]["path"]), options,

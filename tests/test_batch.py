@@ -140,3 +140,14 @@ def test_cli_runs_without_ray_and_batch_names_the_install_command(tmp_path):
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert '"FAKE"' in result.stdout and 'pip install "ray[data]' in result.stderr
+
+
+def test_a_batch_run_prints_only_its_own_summary(tmp_path):
+    """No Ray chatter: neither the core worker's line about actor arguments in the object store, nor the
+    token-authentication warning, nor deprecation warnings; only the summary line."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_AUTH_MODE"}
+    result = subprocess.run([sys.executable, "-m", "inference.batch", str(EXAMPLES / "replay" / "val"), "--quiet",
+                             "--num-cpus", "2", "--output", str(tmp_path / "out.parquet")], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"300 pictures scored, 0 errors -> {tmp_path / 'out.parquet'}"]
