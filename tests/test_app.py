@@ -15,7 +15,8 @@ LABELS = ("REAL", "FAKE", "UNCERTAIN")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("appdata")
-    with running_app(data_dir, {"CIFAKE_WARMUP": "0"}, [(*USER, "alice@example.org")]) as (url, _):
+    env = {"CIFAKE_WARMUP": "0", "CIFAKE_REGISTRATIONS_PER_HOUR": "50"}  # refused registrations count too
+    with running_app(data_dir, env, [(*USER, "alice@example.org")]) as (url, _):
         yield url, data_dir
 
 

@@ -25,7 +25,8 @@ MAX_FILE_MB, ZIP_MAX_MB, BATCH_MAX = 5, 8, 40
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("securitydata")
     env = {"CIFAKE_WARMUP": "0", "CIFAKE_MAX_FILE_MB": str(MAX_FILE_MB), "CIFAKE_ZIP_MAX_MB": str(ZIP_MAX_MB),
-           "CIFAKE_BATCH_MAX_FILES": str(BATCH_MAX), "CIFAKE_LOGIN_ADDRESS_BUDGET": "12"}
+           "CIFAKE_BATCH_MAX_FILES": str(BATCH_MAX), "CIFAKE_LOGIN_ADDRESS_BUDGET": "12",
+           "CIFAKE_REGISTRATIONS_PER_HOUR": "50"}  # refused registrations count too; the strict server tests the limit
     with running_app(data_dir, env, [(*USER, "alice@example.org"), ("bob", "bob-password-123")]) as (url, process):
         yield url, data_dir, process
 
@@ -576,3 +577,85 @@ def test_a_visitor_address_uploads_at_most_its_megabytes_per_minute(strict_serve
     assert "Too many uploads" in statuses[2].text and int(statuses[2].headers["retry-after"]) > 0
     signed_in = sign_in(strict_server[0], *USER, local_address="127.0.0.3")
     assert _upload_many(signed_in, 1, 900_000).status_code == 200  # members are not counted
+
+
+
+# -- 12. account lifecycle (issue 20) -------------------------------------------------------------------------
+def test_a_deleted_users_history_does_not_pass_to_the_next_account_of_that_name(server, admin_client, sample_paths):
+    from gradio_client import handle_file
+
+    admin_client.predict("heir1", "heir-password-12", "user", api_name="/admin_create_user")
+    old = gradio_client(server[0], ("heir1", "heir-password-12"))
+    old.predict(handle_file(str(sample_paths["REAL"][0])), api_name="/predict")
+    record = old.predict(api_name="/history")[0]["id"]
+    admin_client.predict("heir1", api_name="/admin_delete_user")
+    admin_client.predict("HEIR1", "heir-password-34", "user", api_name="/admin_create_user")
+    heir = sign_in(server[0], "HEIR1", "heir-password-34")
+    ok, history = call_event(heir, "history", [])
+    assert ok and not history[0], history
+    assert heir.get(f"/media/input/{record}").status_code == 404
+    assert heir.get(f"/media/input/{2**70}").status_code == 404  # out of range: no record, not a 500
+
+
+def test_case_twins_registering_at_the_same_moment_make_one_account(server):
+    names = ["rAcey", "racEy", "RACEY", "raceY"] * 2
+    results = [None] * len(names)
+
+    def register(i):
+        http = httpx.Client(base_url=server[0], timeout=120)
+        http.get("/")
+        session = f"race{i}"  # each its own page: gr.State lives per session
+        call_event(http, "registration_token", [], session=session)
+        results[i] = call_event(http, "register", [names[i], "Reg Test", f"twin{i % 3}@Example.org", "", None, "",
+                                                   None, "harbour-lantern-97", "harbour-lantern-97", None],
+                                session=session)
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(len(names))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(ok for ok, _ in results) == 1, results
+    rows = sqlite3.connect(server[1] / "cifake.sqlite3").execute(
+        "select count(*) from users where lower(username) = 'racey'").fetchone()
+    assert rows == (1,)
+
+
+def test_an_email_address_is_no_user_name(server):
+    ok, error = _register(_visitor(server[0]), "victim@corp.example", "harbour-lantern-97", "squat@example.org")
+    assert not ok and "no @" in error
+
+
+def test_refused_registrations_count_toward_the_address_limit(strict_server):
+    http = httpx.Client(base_url=strict_server[0], transport=httpx.HTTPTransport(local_address="127.0.0.4"),
+                        timeout=60)
+    http.get("/")
+    tries = [_register(http, name, "harbour-lantern-97", f"probe{i}@example.org")
+             for i, name in enumerate(["alice", "ALICE", "fresh-name"])]  # CIFAKE_REGISTRATIONS_PER_HOUR=2
+    assert [ok for ok, _ in tries] == [False, False, False]
+    assert "is taken" in tries[0][1] and "Too many new accounts" in tries[2][1]
+
+
+def test_a_reset_mail_is_sent_after_the_answer_so_real_and_unknown_names_answer_alike(tmp_path):
+    import asyncio
+
+    from appserver import MailCatcher
+
+    mail = MailCatcher()
+    deliver = mail.controller.handler.handle_DATA
+
+    async def slow_delivery(*args):  # a slow mail server must not slow the answer for real accounts
+        await asyncio.sleep(3)
+        return await deliver(*args)
+
+    mail.controller.handler.handle_DATA = slow_delivery
+    env = {"CIFAKE_WARMUP": "0", "CIFAKE_SMTP_URL": mail.url}
+    with mail, running_app(tmp_path, env, [(*USER, "alice@example.org")]) as (url, _):
+        http = _visitor(url)
+        timings = {}
+        for name in ("alice", "nobody-here", "alice@example.org"):
+            start = time.monotonic()
+            assert "reset link is on its way" in http.post("/forgot", data={"username": name}).text
+            timings[name] = time.monotonic() - start
+        assert max(timings.values()) < 2.0, timings
+        assert "/reset?token=" in mail.wait_for_link(2, timeout=60)

@@ -53,6 +53,7 @@ def test_history_and_feedback_are_shared(two_stores):
     first, second = two_stores
     prediction = Prediction("FAKE", 0.93, 0.93, "confident", 1.5, False, "FAKE")
     thumbnail = bytes(range(256)) * 4  # binary survives (BLOB / bytea)
+    first.create_user("bob", PASSWORD)  # history belongs to an account (by its id)
     record = first.add_prediction("bob", "photo – été.jpg", prediction, 2, "images/x.png", thumbnail, "api")
     rows = second.history("bob")
     assert [(r["id"], r["file_name"], r["label"], r["model_version"], r["source"]) for r in rows] == [
@@ -205,3 +206,70 @@ def test_replicas_starting_together_share_one_session_key(tmp_path):
         keys = set(pool.map(lambda _: load_secret(tmp_path), range(32)))
     assert len(keys) == 1 and len(next(iter(keys))) == 32
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+# -- account lifecycle (issue 20) ------------------------------------------------------------------------------
+def test_case_twins_registering_at_once_make_one_account(two_stores):
+    first, second = two_stores
+    created, refused = [], []
+
+    def register(store, name, email):
+        try:
+            created.append(store.create_user(name, PASSWORD, email=email).username)
+        except AccountError as err:
+            refused.append(str(err))
+
+    variants = [("rAcey", "twin@example.org"), ("racEy", "TWIN@example.org"), ("RACEY", "Twin@Example.org"),
+                ("raceY", "twin@EXAMPLE.org")] * 2
+    threads = [threading.Thread(target=register, args=(first if i % 2 else second, *v)) for i, v in enumerate(variants)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(created) == 1 and len(refused) == len(variants) - 1
+    assert [u["username"].lower() for u in first.list_users()] == ["racey"]
+    assert all("taken" in message or "belongs to another account" in message for message in refused), refused
+
+
+def test_a_user_name_may_not_be_an_email_address_and_sign_in_by_email_finds_its_owner(two_stores):
+    first, _ = two_stores
+    with pytest.raises(AccountError, match="no @"):
+        first.create_user("victim@corp.example", PASSWORD)
+    first.create_user("victim", PASSWORD, email="victim@corp.example")
+    with first.engine.begin() as conn:  # a squatter from before the rule: a user name that is her address
+        conn.execute(sa.text("INSERT INTO users (username, username_key, password_hash, role, disabled, created_at) "
+                             "VALUES ('Victim@corp.example', 'victim@corp.example', 'x', 'user', false, 0)"))
+    assert first.find_username("VICTIM@corp.example") == "victim"
+
+
+def test_a_deleted_users_history_tokens_and_inputs_do_not_pass_to_the_next_account_of_that_name(two_stores):
+    first, second = two_stores
+    first.create_user("heir", PASSWORD)
+    image = first.folder / "images" / "heir-input.png"
+    image.parent.mkdir(exist_ok=True)
+    image.write_bytes(b"png")
+    record = first.add_prediction("heir", "old.jpg", Prediction("FAKE", 0.9, 0.9, "confident", 1.0, False, "FAKE"),
+                                  1, "images/heir-input.png")
+    second.add_feedback("heir", "REAL", "images/other.png", "wrong", record)
+    token = first.create_api_token("heir")
+    first.delete_user("heir")
+    second.create_user("Heir", PASSWORD)
+    assert first.history("Heir") == [] and second.history("heir") == []
+    assert first.get_prediction(record) is None  # its owner is gone with it
+    assert first.api_token_user(token) is None and first.list_api_tokens("Heir") == []
+    assert not image.exists()
+    assert [(f["username"], f["user_id"]) for f in first.list_feedback()] == [("(deleted)", None)]
+
+
+def test_a_new_password_revokes_the_users_api_tokens(two_stores):
+    first, second = two_stores
+    first.create_user("carol", PASSWORD)
+    token = first.create_api_token("carol", "laptop")
+    assert second.api_token_user(token) == "carol"
+    second.set_password("carol", "another-password-8")
+    assert first.api_token_user(token) is None and first.list_api_tokens("carol") == []
+
+
+def test_numbers_out_of_range_are_no_record_rather_than_a_database_error(two_stores):
+    first, _ = two_stores
+    assert first.get_prediction(2**70) is None and first.get_prediction(-1) is None

@@ -16,6 +16,7 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from PIL import Image
+from starlette.background import BackgroundTask
 
 from webapp.auth import CSRF_COOKIE, SESSION_COOKIE, LoginRefused
 from webapp.bodylimit import BodyLimitMiddleware, BodyLimits
@@ -184,10 +185,12 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
             if wait > 0:
                 return html_page("Forgot password", _forgot_form(f"Too many requests; try again in {wait:.0f} s."),
                                  429)
-            await anyio.to_thread.run_sync(_send_reset_link, ctx, str(form.get("username", ""))[:120])
-            return html_page("Forgot password", "<p>If an account with that name or e-mail has an e-mail address, "
-                             "a reset link is on its way. It works once and expires in "
-                             f"{settings.reset_link_minutes:.0f} minutes.</p>")
+            response = html_page("Forgot password", "<p>If an account with that name or e-mail has an e-mail "
+                                 "address, a reset link is on its way. It works once and expires in "
+                                 f"{settings.reset_link_minutes:.0f} minutes.</p>")
+            # looked up and mailed after the answer has gone: real and unknown names answer alike
+            response.background = BackgroundTask(_send_reset_link, ctx, str(form.get("username", ""))[:120])
+            return response
 
     @app.get("/reset")
     def reset_page(token: str = ""):

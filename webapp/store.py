@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 ROLES = ("admin", "user")
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,40}$")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,40}$")  # no "@": a user name is never an e-mail address
 MIN_PASSWORD = 10
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 PROFILE_FIELDS = ("full_name", "email", "mobile", "age", "address", "picture")
@@ -40,11 +40,20 @@ users = sa.Table(
     sa.Column("address", sa.String(300), default=""),
     sa.Column("picture", sa.String(300), default=""),  # path of the profile picture in the data folder
     sa.Column("created_at", sa.Float, nullable=False),
+    # the case-folded user name and e-mail: unique indexes make the database refuse case twins, even when
+    # two registrations race (names taken before these existed keep a "#id" suffix: see migration 0004)
+    sa.Column("username_key", sa.String(60), nullable=False),
+    sa.Column("email_key", sa.String(120), nullable=True),
+    sa.Index("ix_users_username_key", "username_key", unique=True),
+    sa.Index("ix_users_email_key", "email_key", unique=True),
 )
+# Everything a user owns points at users.id, which is never reused: a new account with a deleted one's
+# name inherits nothing. `username` beside it is only what history shows.
 sessions = sa.Table(  # a browser or gradio_client signed in; the cookie holds the token, we keep its hash
     "sessions", metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
     sa.Column("username", sa.String(40), index=True, nullable=False),
+    sa.Column("user_id", sa.Integer, index=True, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("address", sa.String(64), default=""),
@@ -54,6 +63,7 @@ api_tokens = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("token_hash", sa.String(64), unique=True, nullable=False),
     sa.Column("username", sa.String(40), index=True, nullable=False),
+    sa.Column("user_id", sa.Integer, index=True, nullable=True),
     sa.Column("label", sa.String(80), default=""),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("last_used", sa.Float, nullable=True),
@@ -62,6 +72,7 @@ reset_tokens = sa.Table(
     "reset_tokens", metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
     sa.Column("username", sa.String(40), index=True, nullable=False),
+    sa.Column("user_id", sa.Integer, index=True, nullable=True),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("used_at", sa.Float, nullable=True),
 )
@@ -86,6 +97,7 @@ predictions = sa.Table(
     "predictions", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("username", sa.String(40), index=True, nullable=False),
+    sa.Column("user_id", sa.Integer, index=True, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("file_name", sa.String(300), default=""),
     sa.Column("label", sa.String(12), nullable=False),
@@ -102,6 +114,7 @@ feedback = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("prediction_id", sa.Integer, sa.ForeignKey("predictions.id"), nullable=True),
     sa.Column("username", sa.String(40), nullable=False),
+    sa.Column("user_id", sa.Integer, index=True, nullable=True),  # None once the user is deleted
     sa.Column("claimed_label", sa.String(4), nullable=False),  # "REAL" or "FAKE"
     sa.Column("kind", sa.String(10), nullable=False),  # "wrong" or "confirm" or "upload"
     sa.Column("status", sa.String(10), nullable=False, default="pending"),  # pending/accepted/rejected
@@ -174,6 +187,7 @@ class User:
     role: str
     disabled: bool
     profile: dict
+    id: int = 0  # users.id: what the user's history, feedback, sessions and tokens point at
 
     @property
     def is_admin(self) -> bool:
@@ -204,19 +218,26 @@ class Store:
         """A new account; user names are unique regardless of case, e-mail addresses too."""
         username = (username or "").strip()
         if not USERNAME_RE.match(username):
-            raise AccountError("User names are 3-40 characters: letters, digits and _ . @ -")
+            raise AccountError("User names are 3-40 characters: letters, digits and _ . - (no @: an e-mail "
+                               "address is not a user name).")
         if role not in ROLES:
             raise AccountError(f"Role must be one of {ROLES}; got {role!r}.")
         problem = password_problem(password or "", username)
         if problem:
             raise AccountError(problem)
         clean = _clean_profile(profile)
-        with self.engine.begin() as conn:
-            if conn.execute(sa.select(users.c.id).where(sa.func.lower(users.c.username) == username.lower())).first():
-                raise AccountError(f"The user name {username!r} is taken.")
-            self._check_email_free(conn, clean.get("email", ""), None)
-            conn.execute(users.insert().values(username=username, password_hash=hash_password(password), role=role,
-                                               disabled=False, created_at=time.time(), **clean))
+        password_hash = hash_password(password)
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(sa.select(users.c.id).where(users.c.username_key == username.lower())).first():
+                    raise AccountError(f"The user name {username!r} is taken.")
+                self._check_email_free(conn, clean.get("email", ""), None)
+                conn.execute(users.insert().values(username=username, password_hash=password_hash, role=role,
+                                                   disabled=False, created_at=time.time(),
+                                                   username_key=username.lower(), **clean,
+                                                   **_email_key(clean)))
+        except sa.exc.IntegrityError:  # a twin registered at the same moment: the unique indexes said no
+            raise AccountError(f"The user name {username!r} or its e-mail address is taken.") from None
         return self.get_user(username)
 
     def get_user(self, username: str) -> User | None:
@@ -224,18 +245,19 @@ class Store:
             row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first()
         if row is None:
             return None
-        return User(row["username"], row["role"], bool(row["disabled"]), {k: row[k] for k in PROFILE_FIELDS})
+        return User(row["username"], row["role"], bool(row["disabled"]), {k: row[k] for k in PROFILE_FIELDS},
+                    row["id"])
 
     def find_username(self, name_or_email: str) -> str | None:
         """The account a sign-in form means: its user name (any case) or its e-mail address."""
-        key = (name_or_email or "").strip().lower()[:120]
-        if not key:
+        typed = (name_or_email or "").strip()[:120]
+        if not typed:
             return None
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(users.c.username).where(sa.or_(
-                sa.func.lower(users.c.username) == key,
-                sa.and_(users.c.email != "", sa.func.lower(users.c.email) == key)))
-                .order_by(users.c.id)).first()
+        by_email = sa.select(users.c.username).where(users.c.email_key == typed.casefold())
+        by_name = sa.select(users.c.username).where(users.c.username_key == typed.lower())
+        with self.engine.connect() as conn:  # an address means its owner, even beside an older "a@b" user name
+            row = conn.execute(by_email).first() if "@" in typed else None
+            row = row or conn.execute(by_name).first()
         return row[0] if row else None
 
     def list_users(self) -> list[dict]:
@@ -249,14 +271,15 @@ class Store:
             return conn.execute(sa.select(users.c.id).where(users.c.role == "admin")).first() is not None
 
     def set_password(self, username: str, password: str) -> None:
-        """New password; every session of the user ends and unused reset links die."""
+        """New password; every session and API token of the user ends and unused reset links die."""
         problem = password_problem(password or "", username)
         if problem:
             raise AccountError(problem)
         self._update(username, password_hash=hash_password(password))
         self.end_sessions(username)
         with self.engine.begin() as conn:
-            conn.execute(reset_tokens.update().where(reset_tokens.c.username == username,
+            conn.execute(api_tokens.delete().where(_owned_by(api_tokens.c.user_id, conn, username)))
+            conn.execute(reset_tokens.update().where(_owned_by(reset_tokens.c.user_id, conn, username),
                                                      reset_tokens.c.used_at.is_(None)).values(used_at=time.time()))
 
     def set_disabled(self, username: str, disabled: bool) -> None:
@@ -265,14 +288,30 @@ class Store:
             self.end_sessions(username)
 
     def delete_user(self, username: str) -> None:
-        """Remove the account and end its sessions and tokens (its history stays, under its name)."""
+        """Remove the account with its sessions, tokens, history, stored inputs and profile picture.
+
+        Its feedback stays for retraining, anonymised (accepted labels are training data); its contact
+        messages stay without the name."""
         with self.engine.begin() as conn:
-            result = conn.execute(users.delete().where(users.c.username == username))
-            conn.execute(api_tokens.delete().where(api_tokens.c.username == username))
-            conn.execute(reset_tokens.delete().where(reset_tokens.c.username == username))
-        if result.rowcount == 0:
-            raise AccountError(f"There is no user {username!r}.")
-        self.end_sessions(username)
+            row = conn.execute(sa.select(users.c.id, users.c.picture).where(users.c.username == username)).first()
+            if row is None:
+                raise AccountError(f"There is no user {username!r}.")
+            user_id, picture = row
+            inputs = set(conn.execute(sa.select(predictions.c.image_path).where(predictions.c.user_id == user_id))
+                         .scalars())
+            for table in (sessions, api_tokens, reset_tokens, predictions):
+                conn.execute(table.delete().where(table.c.user_id == user_id))
+            conn.execute(feedback.update().where(feedback.c.user_id == user_id).values(user_id=None,
+                                                                                        username="(deleted)"))
+            conn.execute(messages.update().where(messages.c.username == username).values(username=None))
+            conn.execute(users.delete().where(users.c.id == user_id))
+            still_used = set(conn.execute(sa.select(predictions.c.image_path).where(
+                predictions.c.image_path.in_(inputs))).scalars()) | set(conn.execute(
+                    sa.select(feedback.c.image_path).where(feedback.c.image_path.in_(inputs))).scalars())
+        for relative in [p for p in inputs - still_used if p] + ([picture] if picture else []):
+            path = (self.folder / relative).resolve()
+            if self.folder in path.parents:
+                path.unlink(missing_ok=True)
 
     def set_role(self, username: str, role: str) -> None:
         if role not in ROLES:
@@ -283,13 +322,16 @@ class Store:
         clean = _clean_profile(profile)
         with self.engine.begin() as conn:
             self._check_email_free(conn, clean.get("email", ""), username)
-        self._update(username, **clean)
+        try:
+            self._update(username, **clean, **(_email_key(clean) if "email" in clean else {}))
+        except sa.exc.IntegrityError:  # another account took the address at the same moment
+            raise AccountError(f"The e-mail address {clean['email']!r} belongs to another account.") from None
         return self.get_user(username)
 
     def _check_email_free(self, conn, email: str, owner: str | None) -> None:
         if not email:
             return
-        query = sa.select(users.c.username).where(sa.func.lower(users.c.email) == email.lower())
+        query = sa.select(users.c.username).where(users.c.email_key == email.casefold())
         taken = [r[0] for r in conn.execute(query)]
         if any(name != owner for name in taken):
             raise AccountError(f"The e-mail address {email!r} belongs to another account.")
@@ -350,16 +392,17 @@ class Store:
         token = secrets.token_urlsafe(32)
         now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(sessions.insert().values(token_hash=token_hash(token), username=username, created_at=now,
-                                                  last_seen=now, address=address[:64]))
+            conn.execute(sessions.insert().values(token_hash=token_hash(token), username=username,
+                                                  user_id=_user_id(conn, username), created_at=now, last_seen=now,
+                                                  address=address[:64]))
         return token
 
     def session_user(self, token: str, idle_seconds: float, touch_after: float = 30.0) -> str | None:
         """The user of a live session: not idle for longer than `idle_seconds`, user still enabled."""
         key, now = token_hash(token), time.time()
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(sessions.c.username, sessions.c.last_seen, users.c.disabled)
-                               .join(users, users.c.username == sessions.c.username)
+            row = conn.execute(sa.select(users.c.username, sessions.c.last_seen, users.c.disabled)
+                               .join(users, users.c.id == sessions.c.user_id)
                                .where(sessions.c.token_hash == key)).first()
         if row is None or row[2]:
             return None
@@ -377,7 +420,7 @@ class Store:
 
     def end_sessions(self, username: str) -> int:
         with self.engine.begin() as conn:
-            return conn.execute(sessions.delete().where(sessions.c.username == username)).rowcount
+            return conn.execute(sessions.delete().where(_owned_by(sessions.c.user_id, conn, username))).rowcount
 
     def prune_sessions(self, idle_seconds: float) -> int:
         with self.engine.begin() as conn:
@@ -388,13 +431,14 @@ class Store:
         token = "cft_" + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
             conn.execute(api_tokens.insert().values(token_hash=token_hash(token), username=username,
+                                                    user_id=_user_id(conn, username),
                                                     label=(label or "").strip()[:80], created_at=time.time()))
         return token
 
     def api_token_user(self, token: str) -> str | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(api_tokens.c.id, api_tokens.c.username, users.c.disabled,
-                                         api_tokens.c.last_used).join(users, users.c.username == api_tokens.c.username)
+            row = conn.execute(sa.select(api_tokens.c.id, users.c.username, users.c.disabled,
+                                         api_tokens.c.last_used).join(users, users.c.id == api_tokens.c.user_id)
                                .where(api_tokens.c.token_hash == token_hash(token))).first()
         if row is None or row[2]:
             return None
@@ -406,14 +450,15 @@ class Store:
     def list_api_tokens(self, username: str) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(api_tokens.c.id, api_tokens.c.label, api_tokens.c.created_at,
-                                          api_tokens.c.last_used).where(api_tokens.c.username == username)
+                                          api_tokens.c.last_used)
+                                .where(_owned_by(api_tokens.c.user_id, conn, username))
                                 .order_by(api_tokens.c.id)).mappings().all()
         return [dict(r) for r in rows]
 
     def revoke_api_token(self, username: str, token_id: int) -> None:
         with self.engine.begin() as conn:
             result = conn.execute(api_tokens.delete().where(api_tokens.c.id == int(token_id),
-                                                            api_tokens.c.username == username))
+                                                            _owned_by(api_tokens.c.user_id, conn, username)))
         if result.rowcount == 0:
             raise AccountError(f"You have no API token #{token_id}.")
 
@@ -422,13 +467,15 @@ class Store:
         token = secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
             conn.execute(reset_tokens.insert().values(token_hash=token_hash(token), username=username,
+                                                      user_id=_user_id(conn, username),
                                                       expires_at=time.time() + valid_seconds))
         return token
 
     def reset_token_user(self, token: str) -> str | None:
         """The user a reset link belongs to while it is unused and unexpired."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(reset_tokens.c.username, reset_tokens.c.expires_at, reset_tokens.c.used_at)
+            row = conn.execute(sa.select(users.c.username, reset_tokens.c.expires_at, reset_tokens.c.used_at)
+                               .join(users, users.c.id == reset_tokens.c.user_id)
                                .where(reset_tokens.c.token_hash == token_hash(token or ""))).first()
         if row is None or row[2] is not None or row[1] < time.time():
             return None
@@ -481,22 +528,26 @@ class Store:
                        image_path: str = "", thumbnail: bytes | None = None, source: str = "ui") -> int:
         with self.engine.begin() as conn:
             result = conn.execute(predictions.insert().values(
-                username=username, created_at=time.time(), file_name=file_name[:300], label=prediction.label,
-                p_fake=prediction.p_fake, confidence=prediction.confidence, band=prediction.band,
+                username=username, user_id=_user_id(conn, username), created_at=time.time(),
+                file_name=file_name[:300], label=prediction.label, p_fake=prediction.p_fake,
+                confidence=prediction.confidence, band=prediction.band,
                 model_version=model_version, image_path=image_path, thumbnail=thumbnail, source=source))
         return int(result.inserted_primary_key[0])
 
     def history(self, username: str | None = None, limit: int = 200) -> list[dict]:
         """Newest first; all users' when `username` is None (admins)."""
-        query = sa.select(predictions).order_by(predictions.c.id.desc()).limit(limit)
-        if username is not None:
-            query = query.where(predictions.c.username == username)
+        query = _owned_predictions().order_by(predictions.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
+            if username is not None:
+                query = query.where(_owned_by(predictions.c.user_id, conn, username))
             return [dict(r) for r in conn.execute(query).mappings().all()]
 
     def get_prediction(self, prediction_id: int) -> dict | None:
+        """The record with `username` its owner's now, None when the owner is gone (ids out of range: None)."""
+        if not isinstance(prediction_id, int) or not 0 < prediction_id < 2**63:
+            return None
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(predictions).where(predictions.c.id == prediction_id)).mappings().first()
+            row = conn.execute(_owned_predictions().where(predictions.c.id == prediction_id)).mappings().first()
         return dict(row) if row else None
 
     # -- feedback --------------------------------------------------------------------------------
@@ -506,8 +557,8 @@ class Store:
             raise AccountError(f"The label must be REAL or FAKE; got {claimed_label!r}.")
         with self.engine.begin() as conn:
             result = conn.execute(feedback.insert().values(
-                prediction_id=prediction_id, username=username, claimed_label=claimed_label, kind=kind,
-                status=status, image_path=image_path, created_at=time.time()))
+                prediction_id=prediction_id, username=username, user_id=_user_id(conn, username),
+                claimed_label=claimed_label, kind=kind, status=status, image_path=image_path, created_at=time.time()))
         return int(result.inserted_primary_key[0])
 
     def list_feedback(self, status: str | None = None) -> list[dict]:
@@ -523,6 +574,27 @@ class Store:
                 status="accepted" if accept else "rejected", reviewed_by=reviewer))
         if result.rowcount == 0:
             raise AccountError(f"There is no feedback item {feedback_id}.")
+
+
+def _user_id(conn, username: str) -> int | None:
+    return conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar()
+
+
+def _owned_by(column, conn, username: str):
+    """`column == the user's id`; matches nothing for an unknown user (never the rows of deleted ones)."""
+    return column == (_user_id(conn, username) or 0)
+
+
+def _owned_predictions():
+    """Predictions with `username` taken from their owner by id: a record whose owner was deleted has
+    None there, so no later account of that name is ever its owner."""
+    columns = [c for c in predictions.c if c.name != "username"] + [users.c.username]
+    return sa.select(*columns).select_from(predictions.outerjoin(users, users.c.id == predictions.c.user_id))
+
+
+def _email_key(profile: dict) -> dict:
+    email = profile.get("email") or ""
+    return {"email_key": email.casefold() or None}
 
 
 def _sqlite_connection_settings(dbapi_connection, _record) -> None:

@@ -26,7 +26,7 @@ def build(ctx: AppContext) -> Page:
         if user is None:
             return "", [], [], None
         records = history_records(ctx, user)
-        rows = [[r["id"], datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M:%S"), r["username"],
+        rows = [[r["id"], datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M:%S"), r["username"] or "(deleted)",
                  r["file_name"], VERDICT_TEXT.get(r["label"], r["label"]), round(r["confidence"], 4), r["band"],
                  r["model_version"], r["source"]] for r in records]
         gallery = [(Image.open(io.BytesIO(r["thumbnail"])), f"{r['file_name']} · {VERDICT_TEXT.get(r['label'])} "

@@ -53,14 +53,14 @@ def build(ctx: AppContext) -> Page:
         problem = registration_problem(username, full_name, email, mobile, age, address, password, repeat)
         if problem:
             raise gr.Error(problem, title="Please check the form")
-        ctx.check_rate(ctx.register_limit, request, "new accounts", record=False)
+        # every try counts, refused ones too: "is taken" must not answer an unlimited list of names
+        ctx.check_rate(ctx.register_limit, request, "new accounts")
         try:
             user = ctx.service.store.create_user(username, password, "user", full_name=full_name, email=email,
                                                  mobile=mobile, age=None if age in (None, "") else int(age),
                                                  address=address)
         except AccountError as err:
             raise gr.Error(str(err), title="Please check the form") from None
-        ctx.register_limit.record(ctx.address(request))
         if file_path(picture):
             try:
                 save_profile_picture(ctx, user.username, file_path(picture))
@@ -77,7 +77,7 @@ def build(ctx: AppContext) -> Page:
         note = gr.Markdown()
         with gr.Column() as form:
             with gr.Row():
-                username = gr.Textbox(label="User name (3-40: letters, digits, _ . @ -)", elem_id="reg-username")
+                username = gr.Textbox(label="User name (3-40: letters, digits, _ . -)", elem_id="reg-username")
                 full_name = gr.Textbox(label="Full name", elem_id="reg-fullname")
                 email = gr.Textbox(label="E-mail", elem_id="reg-email")
             with gr.Row():
