@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from inference.bands import Decision
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
@@ -29,14 +31,7 @@ def teacher_text(training: dict) -> str:
 
 
 def bands_table(meta: dict) -> str:
-    decision, bands = meta["decision"], meta["bands"]["test"]
-    guard = ""
-    if decision.get("guard_threshold") is not None:
-        bar = decision["guarded_confident_from"]
-        guard = (" (near the domain's edge: never)" if bar > 1 else f" (≥ {bar:.2f} near the domain's edge)")
-    rules = {"confident": f"confidence ≥ {decision['confident_from']:.2f}{guard} and in domain",
-             "leaning": f"{decision['leaning_from']:.2f} ≤ confidence < {decision['confident_from']:.2f}",
-             "uncertain": f"confidence < {decision['leaning_from']:.2f}, or out of domain"}
+    rules, bands = Decision.from_dict(meta["decision"]).band_rules(), meta["bands"]["test"]
     lines = ["| band | rule | share of CIFAKE test | error rate |", "|---|---|---|---|"]
     for band in ("confident", "leaning", "uncertain"):
         row = bands[band]

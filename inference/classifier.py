@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from inference.bands import BANDS, confidence_of, verdict_bands  # noqa: F401 - BANDS re-exported
+from inference.bands import BANDS, Decision, confidence_of, verdict_bands  # noqa: F401 - BANDS re-exported
 from inference.model_card import EXPORTED_DIR, load_metadata
 from inference.preprocess import ImageSource, PreparedImage, prepare_image
 
@@ -60,24 +60,24 @@ class Classifier:
         prep = self.metadata["preprocessing"]
         self.input_size = tuple(prep["input_size"])  # (width, height)
         self.resample = prep["resize"]
-        self.decision = dict(self.metadata["decision"])  # session.run is thread-safe: no lock needed
+        self.decision = Decision.from_dict(self.metadata["decision"])  # session.run is thread-safe: no lock needed
 
-    # the decision dict (model.json) is the one source of the thresholds; these read it
+    # the Decision (model.json) is the one source of the thresholds; these read it
     @property
     def threshold(self) -> float:
-        return float(self.decision["threshold"])
+        return self.decision.threshold
 
     @property
     def confident_from(self) -> float:
-        return float(self.decision["confident_from"])
+        return self.decision.confident_from
 
     @property
     def leaning_from(self) -> float:
-        return float(self.decision["leaning_from"])
+        return self.decision.leaning_from
 
     @property
     def ood_threshold(self) -> float | None:
-        return self.decision.get("ood_threshold")
+        return self.decision.ood_threshold
 
     # -- raw model -----------------------------------------------------------------------------
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from inference.bands import Decision
 from inference.model_card import EXPORTED_DIR, load_metadata
 
 METHODS = ("gradcam", "gradcam++", "hirescam")
@@ -67,6 +68,7 @@ class GradCAM:
         import tensorflow as tf
 
         self.metadata = load_metadata(model_dir, check_files=("model.keras",))
+        self.decision = Decision.from_dict(self.metadata["decision"])
         model = keras.models.load_model(Path(model_dir) / self.metadata["files"]["model.keras"]["path"])
         layer_name = self.metadata["gradcam"]["layer"]
         logit_name = self.metadata["gradcam"]["logit_layer"]
@@ -105,7 +107,7 @@ class GradCAM:
             raise RuntimeError("Grad-CAM got no gradients: the Grad-CAM layer is not on the path to the logit.")
         gradients, p_fake = gradients.numpy(), p_fake.numpy()
         if target is None:  # d(-logit) = -d(logit): explain the predicted class from the same pass
-            predicted_sign = np.where(p_fake >= float(self.metadata["decision"]["threshold"]), 1.0, -1.0)
+            predicted_sign = np.where(p_fake >= self.decision.threshold, 1.0, -1.0)
             gradients = gradients * predicted_sign[:, None, None, None].astype(np.float32)
         cams = cams_from_gradients(activations.numpy(), gradients, method)
         maps = _normalise(upsample(cams, (pixels.shape[2], pixels.shape[1])))  # span [0, 1] at display size
@@ -113,9 +115,12 @@ class GradCAM:
 
     def explain(self, pixels: np.ndarray, onnx_p_fake: float, target: str | None = None,
                 method: str = "gradcam", tolerance: float = 1e-3) -> np.ndarray:
-        """One (32, 32, 3) image -> (32, 32) map, after checking Keras agrees with the ONNX verdict."""
+        """One (32, 32, 3) image -> (32, 32) map, after checking Keras agrees with the ONNX verdict.
+
+        `onnx_p_fake` is the verdict's P(FAKE), passed in: the Keras P(FAKE) comes free with the
+        gradients (same forward pass) and only serves as the parity check."""
         maps, keras_p = self.compute(pixels[None], target, method)
-        threshold = float(self.metadata["decision"]["threshold"])
+        threshold = self.decision.threshold
         if (keras_p[0] >= threshold) != (onnx_p_fake >= threshold) or abs(keras_p[0] - onnx_p_fake) > tolerance:
             raise ModelDisagreementError(
                 f"Keras gives P(FAKE)={keras_p[0]:.4f} but ONNX gave {onnx_p_fake:.4f}: the heatmap would "
@@ -125,10 +130,13 @@ class GradCAM:
 
 
 def deletion_faithfulness(
-    pixels: np.ndarray, heatmap: np.ndarray, predict_p_fake: Callable[[np.ndarray], np.ndarray],
+    pixels: np.ndarray, heatmap: np.ndarray, p_fake: float, predict_p_fake: Callable[[np.ndarray], np.ndarray],
     explained: str, share: float = 0.2,
 ) -> dict:
     """How much the explained class's probability drops when the most- vs least-relevant pixels go.
+
+    `p_fake` is the verdict's P(FAKE) for `pixels` itself (not recomputed); `predict_p_fake` maps
+    (N, 32, 32, 3) float 0-255 -> (N,) P(FAKE) and only sees the two perturbed copies.
 
     The `share` of pixels with the highest (lowest) heatmap values are replaced by a blurred copy
     of the image (a simple imputation in the spirit of ROAD, Rong et al. 2022). A faithful map gives
@@ -147,8 +155,8 @@ def deletion_faithfulness(
         mask[chosen] = True
         mask = mask.reshape(heatmap.shape)[:, :, None]
         variants.append(np.where(mask, blurred, image))
-    p_fake = predict_p_fake(np.stack([image, *variants]).astype(np.float32))
-    p_class = p_fake if explained == "FAKE" else 1.0 - p_fake
+    p_fakes = np.r_[p_fake, predict_p_fake(np.stack(variants).astype(np.float32))]  # original, most, least
+    p_class = p_fakes if explained == "FAKE" else 1.0 - p_fakes
     drop_most, drop_least = float(p_class[0] - p_class[1]), float(p_class[0] - p_class[2])
     return {"share_removed": share, "drop_most_relevant": drop_most, "drop_least_relevant": drop_least,
             "score": drop_most - drop_least}

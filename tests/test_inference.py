@@ -196,7 +196,7 @@ def test_faithfulness_score_is_reported(cam, classifier, sample_paths):
     pixels = preprocess_image(sample_paths["FAKE"][0])
     p = classifier.predict(pixels).p_fake
     heatmap = cam.explain(pixels, p)
-    result = deletion_faithfulness(pixels, heatmap, lambda x: classifier.run(x)[0], "FAKE" if p >= 0.5 else "REAL")
+    result = deletion_faithfulness(pixels, heatmap, p, lambda x: classifier.run(x)[0], "FAKE" if p >= 0.5 else "REAL")
     assert -1 <= result["score"] <= 1
     assert result["score"] == pytest.approx(result["drop_most_relevant"] - result["drop_least_relevant"])
 

@@ -129,9 +129,9 @@ def test_retraining_fixes_new_mistakes_keeps_old_accuracy_and_switches_the_api(s
     assert after >= 0.8 and after > before  # fixes most mistakes of this kind, also on unseen ones
 
     sample = wrong[0]
-    assert service.classify(sample, "x").prediction.likely_label == ("REAL", "FAKE")[claimed]
+    assert service.analyse(sample, name="x").prediction.likely_label == ("REAL", "FAKE")[claimed]
     service.activate(1, "admin", "rollback")  # roll back: the shipped model's verdict returns
-    assert service.classify(sample, "x").prediction.likely_label != ("REAL", "FAKE")[claimed]
+    assert service.analyse(sample, name="x").prediction.likely_label != ("REAL", "FAKE")[claimed]
     assert service.registry.active_version() == 1
     assert (EXPORTED / "model.json").exists() and not (service.registry.root / "v1").exists()
 
@@ -185,7 +185,7 @@ def test_a_second_retrain_is_refused_also_from_a_restarted_app_and_cancel_leaves
 
     wrong, claimed = _wrong_set(classifier)
     _add_labelled(service, wrong, claimed)
-    expected = service.classify(wrong[0], "x").prediction.p_fake
+    expected = service.analyse(wrong[0], name="x").prediction.p_fake
     run_id = service.start_retrain("admin", extra_args=LONG_RUN)
     with pytest.raises(RetrainBusyError, match="already in progress"):
         service.start_retrain("admin", extra_args=LONG_RUN)
@@ -202,7 +202,7 @@ def test_a_second_retrain_is_refused_also_from_a_restarted_app_and_cancel_leaves
     status = service.retrain_status()
     assert status["state"] == "cancelled" and status["run_id"] == run_id and not status["running"]
     _nothing_half_written(service)
-    assert service.classify(wrong[0], "x").prediction.p_fake == pytest.approx(expected, abs=1e-6)
+    assert service.analyse(wrong[0], name="x").prediction.p_fake == pytest.approx(expected, abs=1e-6)
     assert not service.cancel_retrain()  # nothing left to cancel
 
 
@@ -261,7 +261,7 @@ def test_a_killed_worker_leaves_the_served_model_and_registry_intact(service, cl
     status = service.wait_retrain(60)
     assert status["state"] == "failed" and "stopped before finishing" in status["message"]
     _nothing_half_written(service)
-    assert service.classify(sample_paths["FAKE"][0], "x").prediction.p_fake == pytest.approx(expected, abs=1e-6)
+    assert service.analyse(sample_paths["FAKE"][0], name="x").prediction.p_fake == pytest.approx(expected, abs=1e-6)
     assert len(service.store.list_feedback("accepted")) == len(wrong)  # the labelled data is intact
 
 

@@ -1,23 +1,28 @@
-"""What more than one page does (pages never import each other): classify an upload and flag a verdict
-(Home and the API endpoints), read an admin's labelled zip (Admin · Evaluate and Admin · Retraining).
+"""What more than one page does (pages never import each other): analyse an upload, write its report and
+flag a verdict (Home and the API endpoints), read an admin's labelled zip (Admin · Evaluate and Admin · Retraining).
 Each is a plain function of the app context and the request; errors reach the user as gr.Error."""
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import gradio as gr
 
 from inference.archive import ZipLimitError, ZipLimits, check_zip
 from webapp.context import VERDICT_TEXT, AppContext, file_path
+from webapp.service import Analysis, HeatmapRequest
 
 if TYPE_CHECKING:
     from evaluation.labelled import Split
 
 
-def classify_upload(ctx: AppContext, file_value, request: gr.Request, source: str, missing: str):
-    """An upload -> Analysis, recorded in the user's history when signed in; bad files -> a message."""
+def analyse_upload(ctx: AppContext, file_value, request: gr.Request, source: str, missing: str,
+                   heatmap: HeatmapRequest | None = None) -> Iterator[Analysis]:
+    """An upload -> the service's one analysis, step by step (`DetectorService.analyse_in_steps`: the
+    verdict, then with `heatmap` the finished analysis), recorded in the user's history when signed in.
+    Visitors over their limit, missing and unreadable files -> a message."""
     user = ctx.user(request)
     if user is None and source == "ui":
         ctx.check_rate(ctx.visitor_limit, request, "pictures (sign in for more)")
@@ -26,13 +31,19 @@ def classify_upload(ctx: AppContext, file_value, request: gr.Request, source: st
     path = file_path(file_value)
     if not path:
         raise gr.Error(missing)
+    steps = ctx.service.analyse_in_steps(path, user.username if user else None, name=Path(path).name,
+                                         source=source, heatmap=heatmap)
     try:
-        analysis = ctx.service.classify(path, Path(path).name)
+        verdict = next(steps)
     except ValueError as err:
         raise gr.Error(str(err), title="Cannot read this file") from None
-    if user is not None:
-        ctx.service.record(user.username, analysis, source)
-    return analysis
+    yield verdict
+    yield from steps
+
+
+def write_report(ctx: AppContext, analysis: Analysis) -> str:
+    """The analysis as a downloadable JSON file; its path."""
+    return ctx.temp.write(json.dumps(analysis.to_dict(), indent=2).encode(), ".json", "cifake-result-")
 
 
 def flag_prediction(ctx: AppContext, record_id, claimed: str, request: gr.Request) -> str:

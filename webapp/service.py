@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -18,34 +21,63 @@ from PIL import Image
 from inference.classifier import Classifier, Prediction
 from inference.explain import Explanation, explain
 from inference.model_card import EXPORTED_DIR
+from inference.overlay import overlay_on_model_input, overlay_on_original
 from retraining.jobs import RetrainJobs
 from retraining.labels import latest_labels
 from webapp.registry import Registry
 from webapp.store import Store
 
+log = logging.getLogger("cifake.service")
 CAM_METHODS = {"Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++", "HiResCAM": "hirescam"}
 
 
-@dataclass
+@dataclass(frozen=True)
+class HeatmapRequest:
+    """What the user asked the heatmap to show."""
+    method: str = "gradcam"  # one of CAM_METHODS' values
+    target: str | None = None  # "FAKE", "REAL", or None for the more likely class
+    opacity: float = 0.45  # of the map over the pictures, 0..1
+
+
+@dataclass(frozen=True, eq=False)
+class Heatmap:
+    """A verdict's class activation map and what is drawn from it."""
+    values: np.ndarray  # (32, 32) in [0, 1]
+    method: str
+    explained: str  # "FAKE" or "REAL": the class the map explains
+    faithfulness: dict  # inference.gradcam.deletion_faithfulness
+    on_model_input: Image.Image  # the 32x32 input enlarged, map on top
+    on_original: Image.Image  # the upload (shrunk for display), map stretched over it
+
+
+@dataclass(frozen=True, eq=False)
 class Analysis:
+    """Everything one upload shows: verdict, explanation, heatmap and overlays, and the JSON report."""
     name: str
     prediction: Prediction
-    explanation: Explanation
     pixels: np.ndarray  # (32, 32, 3) uint8, what the model saw
     original: Image.Image
     original_size: tuple[int, int]
     model_version: int
-    heatmap: np.ndarray | None = None  # (32, 32) in [0, 1]
-    method: str = "gradcam"
-    explained: str = ""
-    faithfulness: dict | None = None
-    record_id: int | None = None
-    extra: dict = field(default_factory=dict)
+    record_id: int | None = None  # in the user's history; None for visitors
+    heatmap: Heatmap | None = None
+    heatmap_error: str | None = None  # why there is no heatmap although one was asked for
+
+    @cached_property
+    def explanation(self) -> Explanation:
+        """The plain-language explanation of what this analysis holds (built once, on first use)."""
+        if self.heatmap is None:
+            return explain(self.prediction, None, self.original_size)
+        heat = self.heatmap
+        return explain(self.prediction, heat.values, self.original_size, heat.explained, heat.faithfulness)
 
     def to_dict(self) -> dict:
+        """The downloadable report (JSON-ready)."""
+        heat = self.heatmap
         return {"file": self.name, "model_version": self.model_version, **self.prediction.to_dict(),
-                "explanation": self.explanation.to_dict(), "cam_method": self.method if self.heatmap is not None else None,
-                "explained_class": self.explained or None, "faithfulness": self.faithfulness,
+                "explanation": self.explanation.to_dict(), "cam_method": heat.method if heat else None,
+                "explained_class": heat.explained if heat else None,
+                "faithfulness": heat.faithfulness if heat else None,
                 "original_size": list(self.original_size), "record_id": self.record_id}
 
 
@@ -92,39 +124,59 @@ class DetectorService:
         return thread
 
     # -- predict -----------------------------------------------------------------------------
-    def classify(self, source, name: str = "") -> Analysis:
-        clf, version = self.classifier()
-        prepared = clf.prepare(source, name or None)
-        prediction = clf.predict_pixels(prepared.pixels[None])[0]
-        explanation = explain(prediction, None, prepared.original_size)
-        return Analysis(name, prediction, explanation, prepared.pixels, prepared.display,
-                        prepared.original_size, version)
+    def analyse(self, picture, user: str | None = None, *, name: str = "", source: str = "ui",
+                heatmap: HeatmapRequest | None = None) -> Analysis:
+        """One upload (path, bytes, PIL image or array) -> everything the page and the API show: the
+        verdict and, with `heatmap`, the map, its overlays and its faithfulness check. Stored in the
+        history of `user` (a username) when given, with `source` ("ui", "api", "batch").
 
-    def add_heatmap(self, analysis: Analysis, method: str = "gradcam", target: str | None = None) -> Analysis:
-        from inference.gradcam import deletion_faithfulness
-
-        clf, _ = self.classifier()
-        cam = self.gradcam(analysis.model_version)
-        explained = target or analysis.prediction.likely_label
-        analysis.heatmap = cam.explain(analysis.pixels, analysis.prediction.p_fake, explained, method)
-        analysis.method, analysis.explained = method, explained
-        analysis.faithfulness = deletion_faithfulness(analysis.pixels, analysis.heatmap,
-                                                      lambda x: clf.run(x)[0], explained)
-        analysis.explanation = explain(analysis.prediction, analysis.heatmap, analysis.original_size,
-                                       explained, analysis.faithfulness)
+        The active version is looked up once and the ONNX model runs once on the picture; the
+        faithfulness check reuses that P(FAKE) and runs the model only on its two perturbed copies.
+        ValueError if the picture is unusable; a failed heatmap leaves `heatmap_error`, not an exception.
+        """
+        *_, analysis = self.analyse_in_steps(picture, user, name=name, source=source, heatmap=heatmap)
         return analysis
 
-    def record(self, username: str, analysis: Analysis, source: str = "ui") -> int:
-        """Store the prediction (and the 32x32 input, for feedback) in the user's history."""
+    def analyse_in_steps(self, picture, user: str | None = None, *, name: str = "", source: str = "ui",
+                         heatmap: HeatmapRequest | None = None) -> Iterator[Analysis]:
+        """`analyse`, yielding the verdict first and then, with `heatmap`, the finished analysis: the
+        page shows the verdict while the heatmap is computed."""
+        clf, version = self.classifier()
+        prepared = clf.prepare(picture, name or None)
+        analysis = Analysis(name, clf.predict_pixels(prepared.pixels[None])[0], prepared.pixels, prepared.display,
+                            prepared.original_size, version)
+        if user is not None:
+            analysis = replace(analysis, record_id=self.record(user, analysis, source))
+        yield analysis
+        if heatmap is not None:
+            yield self._with_heatmap(analysis, clf, heatmap)
+
+    def _with_heatmap(self, analysis: Analysis, clf: Classifier, request: HeatmapRequest) -> Analysis:
+        """The analysis with its heatmap, or with the reason there is none: the verdict stands either way."""
+        from inference.gradcam import deletion_faithfulness
+
+        explained = request.target or analysis.prediction.likely_label
+        p_fake = analysis.prediction.p_fake  # the verdict's: Grad-CAM checks Keras against it
+        try:
+            values = self.gradcam(analysis.model_version).explain(analysis.pixels, p_fake, explained, request.method)
+            faithfulness = deletion_faithfulness(analysis.pixels, values, p_fake, lambda x: clf.run(x)[0], explained)
+            heat = Heatmap(values, request.method, explained, faithfulness,
+                           overlay_on_model_input(analysis.pixels, values, opacity=request.opacity),
+                           overlay_on_original(analysis.original, values, opacity=request.opacity))
+        except Exception as err:  # noqa: BLE001 - the verdict stands even if the heatmap fails
+            log.exception("heatmap failed")
+            return replace(analysis, heatmap_error=str(err))
+        return replace(analysis, heatmap=heat)
+
+    def record(self, username: str, analysis: Analysis, source: str) -> int:
+        """Store the prediction (and the 32x32 input, for feedback) in the user's history; its id."""
         image_path = self._store_pixels(analysis.pixels)
         thumb = analysis.original.copy()
         thumb.thumbnail((96, 96))
         buffer = io.BytesIO()
         thumb.save(buffer, format="PNG")
-        analysis.record_id = self.store.add_prediction(
-            username, analysis.name, analysis.prediction, analysis.model_version, image_path, buffer.getvalue(),
-            source)
-        return analysis.record_id
+        return self.store.add_prediction(username, analysis.name, analysis.prediction, analysis.model_version,
+                                         image_path, buffer.getvalue(), source)
 
     def _store_pixels(self, pixels: np.ndarray) -> str:
         """Keep a (32, 32, 3) uint8 input as a PNG named by its content; returns its path in the data folder."""

@@ -2,6 +2,8 @@
 Admin · Model and Admin · Evaluate, the verdict bands of About and Admin · Model."""
 from __future__ import annotations
 
+from inference.bands import BANDS, Decision
+
 METRIC_HEADERS = ["data", "n", "accuracy", "precision", "recall", "F1", "ROC-AUC", "ECE"]
 
 
@@ -18,15 +20,13 @@ def metrics_rows(metadata: dict) -> list[list]:
 
 
 def bands_markdown(metadata: dict) -> str:
+    """The verdict bands measured on the CIFAKE test split, each with its rule from the model's Decision."""
     bands = metadata.get("bands", {}).get("test")
     if not bands:
         return ""
-    decision = metadata["decision"]
+    rules = Decision.from_dict(metadata["decision"]).band_rules()
     lines = ["| band | rule | share of CIFAKE test | error rate |", "|---|---|---|---|"]
-    rules = {"confident": f"confidence ≥ {decision['confident_from']:.2f}, in domain",
-             "leaning": f"{decision['leaning_from']:.2f} ≤ confidence < {decision['confident_from']:.2f}",
-             "uncertain": f"confidence < {decision['leaning_from']:.2f} or out of domain"}
-    for band in ("confident", "leaning", "uncertain"):
+    for band in BANDS:
         row = bands[band]
         error = "—" if row["error_rate"] is None else f"{row['error_rate'] * 100:.1f} %"
         lines.append(f"| {band} | {rules[band]} | {row['share'] * 100:.1f} % | {error} |")

@@ -1,8 +1,10 @@
-"""About: what the model can and cannot do, its verdict bands measured on the CIFAKE test split."""
+"""About: what the model can and cannot do, how a verdict is chosen (the served model's own `Decision`,
+so the text cannot drift from the rule) and its verdict bands measured on the CIFAKE test split."""
 from __future__ import annotations
 
 import gradio as gr
 
+from inference.bands import Decision
 from inference.model_card import load_metadata
 from webapp.context import AppContext
 from webapp.pages import Page
@@ -38,6 +40,10 @@ split it is right {accuracy} of the time.
   "80 %" is right about 80 % of the time. Off that domain no calibration holds.
 - A heatmap shows what drove *this* verdict, not proof. The faithfulness check under it says how much the
   highlighted pixels really mattered.
+
+### How a verdict is chosen
+
+{Decision.from_dict(metadata["decision"]).describe()}
 
 ### Verdict bands, measured on the CIFAKE test split
 

@@ -2,15 +2,12 @@
 handling and a documented schema. Callers authenticate with an API token or by signing in."""
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 
-from inference.overlay import overlay_on_original
-from webapp.actions import classify_upload, flag_prediction
+from webapp.actions import analyse_upload, flag_prediction, write_report
 from webapp.context import AppContext
 from webapp.pages.history import API_FIELDS, history_records  # still a page import: moves when history.py is reworked
-from webapp.service import CAM_METHODS
+from webapp.service import CAM_METHODS, HeatmapRequest
 
 
 def build(ctx: AppContext) -> None:
@@ -21,8 +18,8 @@ def build(ctx: AppContext) -> None:
         probability is the calibrated P(AI-generated) in [0, 1]; confidence is the probability of
         the more likely class in [0.5, 1]; explanation is plain text.
         """
-        analysis = classify_upload(ctx, image, request, "api",
-                                   "Send a picture: client.predict(handle_file('photo.jpg'), api_name='/predict').")
+        *_, analysis = analyse_upload(ctx, image, request, "api",
+                                      "Send a picture: client.predict(handle_file('photo.jpg'), api_name='/predict').")
         p = analysis.prediction
         return p.label, round(p.p_fake, 6), round(p.confidence, 6), analysis.explanation.text
 
@@ -34,12 +31,12 @@ def build(ctx: AppContext) -> None:
         """
         if method not in CAM_METHODS:
             raise gr.Error(f"method must be one of {list(CAM_METHODS)}; got {method!r}.")
-        analysis = classify_upload(ctx, image, request, "api", "Send a picture.")
-        ctx.service.add_heatmap(analysis, CAM_METHODS[method])
+        *_, analysis = analyse_upload(ctx, image, request, "api", "Send a picture.", HeatmapRequest(CAM_METHODS[method]))
+        if analysis.heatmap is None:
+            raise gr.Error(f"No heatmap: {analysis.heatmap_error}")
         p = analysis.prediction
-        overlay = overlay_on_original(analysis.original, analysis.heatmap)
-        result = ctx.temp.write(json.dumps(analysis.to_dict(), indent=2).encode(), ".json", "cifake-result-")
-        return p.label, round(p.p_fake, 6), round(p.confidence, 6), analysis.explanation.text, overlay, result
+        return (p.label, round(p.p_fake, 6), round(p.confidence, 6), analysis.explanation.text,
+                analysis.heatmap.on_original, write_report(ctx, analysis))
 
     def api_history(request: gr.Request) -> list[dict]:
         """The caller's prediction history, newest first (admins: everyone's)."""

@@ -61,11 +61,10 @@ def build(ctx: AppContext) -> Page:
         try:
             for name, source in progress.tqdm(iter_batch_sources(paths, limits), total=total, desc="Classifying"):
                 try:
-                    analysis = ctx.service.classify(source, name)
+                    analysis = ctx.service.analyse(source, user.username, name=name, source="batch")
                 except ValueError as err:
                     rows.append([name, "error", None, None, "", str(err)])
                     continue
-                ctx.service.record(user.username, analysis, "batch")
                 p = analysis.prediction
                 rows.append([name, VERDICT_TEXT[p.label], round(p.p_fake, 4), round(p.confidence, 4), p.band, ""])
         except ZipLimitError as err:  # met while streaming: keep what was classified, say why it stopped

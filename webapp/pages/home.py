@@ -2,43 +2,37 @@
 rate-limited per address); for signed-in users the prediction goes to History and can be flagged."""
 from __future__ import annotations
 
-import json
-import logging
-
 import gradio as gr
 
 from inference.model_card import PROJECT_ROOT
-from inference.overlay import overlay_on_model_input, overlay_on_original
-from webapp.actions import classify_upload, flag_prediction
+from webapp.actions import analyse_upload, flag_prediction, write_report
 from webapp.context import IMAGE_TYPES, AppContext, verdict_markdown
 from webapp.pages import Page
-from webapp.service import CAM_METHODS
+from webapp.service import CAM_METHODS, HeatmapRequest
 
-log = logging.getLogger("cifake.home")
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
 TARGETS = {"predicted class": None, "AI-generated": "FAKE", "Real": "REAL"}
 
 
 def build(ctx: AppContext) -> Page:
     def analyse(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
-        analysis = classify_upload(ctx, file_value, request, "ui", "Upload a picture first (or click an example).")
-        recorded = analysis.record_id is not None
-        first = (verdict_markdown(analysis), {"AI-generated": analysis.prediction.p_fake,
-                                              "Real": 1 - analysis.prediction.p_fake},
-                 analysis.explanation.text + "\n\n*Computing the heatmap…*", None, None, None, analysis.record_id,
-                 gr.Row(visible=recorded), "")
-        yield first
-        try:
-            ctx.service.add_heatmap(analysis, CAM_METHODS.get(method_label, "gradcam"), TARGETS.get(target))
-        except Exception as err:  # noqa: BLE001 - the verdict stands even if the heatmap fails
-            log.exception("heatmap failed")
-            yield (*first[:2], analysis.explanation.text + f"\n\n*No heatmap: {err}*", *first[3:])
+        """One service call: the verdict shows at once, the heatmap when it is ready."""
+        heatmap = HeatmapRequest(CAM_METHODS.get(method_label, "gradcam"), TARGETS.get(target), opacity)
+        steps = analyse_upload(ctx, file_value, request, "ui", "Upload a picture first (or click an example).",
+                               heatmap)
+        verdict = next(steps)
+        shown = (verdict_markdown(verdict), {"AI-generated": verdict.prediction.p_fake,
+                                             "Real": 1 - verdict.prediction.p_fake})
+        flagging = (verdict.record_id, gr.Row(visible=verdict.record_id is not None), "")
+        yield (*shown, verdict.explanation.text + "\n\n*Computing the heatmap…*", None, None, None, *flagging)
+        analysis = next(steps)
+        heat = analysis.heatmap
+        if heat is None:
+            yield (*shown, verdict.explanation.text + f"\n\n*No heatmap: {analysis.heatmap_error}*", None, None,
+                   None, *flagging)
             return
-        small = overlay_on_model_input(analysis.pixels, analysis.heatmap, opacity=opacity)
-        large = overlay_on_original(analysis.original, analysis.heatmap, opacity=opacity)
-        report = ctx.temp.write(json.dumps(analysis.to_dict(), indent=2).encode(), ".json", "cifake-result-")
-        yield (first[0], first[1], analysis.explanation.text, small, large,
-               [report, ctx.temp.png(large, "cifake-heatmap-")], analysis.record_id, gr.Row(visible=recorded), "")
+        files = [write_report(ctx, analysis), ctx.temp.png(heat.on_original, "cifake-heatmap-")]
+        yield (*shown, analysis.explanation.text, heat.on_model_input, heat.on_original, files, *flagging)
 
     def flag_as_real(record_id, request: gr.Request):
         return flag_prediction(ctx, record_id, "REAL", request)
