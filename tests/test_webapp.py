@@ -91,6 +91,22 @@ def test_upload_cache_sweep_deletes_the_oldest_uploads_down_to_its_size(tmp_path
     assert sorted(p.parent.name for p in tmp_path.rglob("*.jpg")) == ["new", tmp_path.name]
     assert sweep_uploads(tmp_path, 2500, uploads) == 0
 
+
+def test_behind_proxies_the_client_is_the_address_the_outermost_proxy_saw():
+    from types import SimpleNamespace
+
+    from webapp.auth import Auth
+    from webapp.settings import _proxy_hops
+
+    client = SimpleNamespace(host="10.0.0.1")
+    forged = {"x-forwarded-for": "6.6.6.6, 203.0.113.7, 10.0.0.2"}  # the client wrote 6.6.6.6 itself
+    assert Auth(None, b"k", trust_proxy=0).client_address(forged, client) == "10.0.0.1"
+    assert Auth(None, b"k", trust_proxy=1).client_address(forged, client) == "10.0.0.2"
+    assert Auth(None, b"k", trust_proxy=2).client_address(forged, client) == "203.0.113.7"
+    assert Auth(None, b"k", trust_proxy=5).client_address(forged, client) == "6.6.6.6"  # fewer hops than proxies
+    assert Auth(None, b"k", trust_proxy=1).client_address({}, client) == "10.0.0.1"
+    assert [_proxy_hops(v) for v in ("0", "1", "true", "2", "off")] == [0, 1, 1, 2, 0]
+
 def test_password_rules_name_the_problem():
     from webapp.store import password_problem
 

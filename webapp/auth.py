@@ -64,12 +64,12 @@ def load_secret(folder: Path, configured: str | None = None) -> bytes:
 
 class Auth:
     def __init__(self, store: Store, secret: bytes, idle_seconds: float = 7200.0,
-                 policy: LoginPolicy = LoginPolicy(), trust_proxy: bool = False):
+                 policy: LoginPolicy = LoginPolicy(), trust_proxy: int = 0):
         self.store = store
         self.secret = secret
         self.idle_seconds = idle_seconds
         self.policy = policy
-        self.trust_proxy = trust_proxy
+        self.trust_proxy = int(trust_proxy)  # proxies in front of the app (True counts as one)
         self._prune_lock = threading.Lock()
         self._last_prune = 0.0
 
@@ -93,10 +93,12 @@ class Auth:
 
     # -- who is asking -----------------------------------------------------------------------------
     def client_address(self, headers, client) -> str:
-        if self.trust_proxy:
-            forwarded = headers.get("x-forwarded-for", "")
-            if forwarded:
-                return forwarded.split(",")[0].strip()[:64]
+        """Behind `trust_proxy` proxies, the address the outermost one saw: each proxy appends the address
+        it received from, so that is the n-th entry from the right. Entries left of it are whatever the
+        client wrote itself, never trusted (a client that sent its own header got unlimited tries)."""
+        hops = [entry.strip() for entry in headers.get("x-forwarded-for", "").split(",") if entry.strip()]
+        if self.trust_proxy and hops:
+            return hops[-min(self.trust_proxy, len(hops))][:64]
         return getattr(client, "host", None) or "unknown"
 
     def username_for(self, headers, cookies) -> str | None:

@@ -164,6 +164,7 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
         response.headers.update(headers or {})
         return response
 
+    @app.get("/logout")  # Gradio's own GET /logout (its auth=, unused here) left our session alive
     @app.post("/logout")
     def logout(request: Request):
         token = auth.unsign(request.cookies.get(SESSION_COOKIE))
@@ -222,16 +223,31 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
 
         return _png_response(load(ctx, username))
 
-    @app.get("/media/input/{prediction_id}")
-    def stored_input(prediction_id: int, request: Request):
-        """The 32x32 input of a prediction, for the user it belongs to and admins only."""
+    def own_record(prediction_id: int, request: Request) -> dict | None:
+        """A history record, if the asker is the user it belongs to or an admin."""
         asker = auth.user_for(request.headers, request.cookies)
         row = store.get_prediction(prediction_id)
         if asker is None or row is None or (row["username"] != asker.username and not asker.is_admin):
+            return None
+        return row
+
+    @app.get("/media/input/{prediction_id}")
+    def stored_input(prediction_id: int, request: Request):
+        """The 32x32 input of a prediction, for the user it belongs to and admins only."""
+        row = own_record(prediction_id, request)
+        if row is None:
             return Response("Not found.", status_code=404)
         from webapp.pages.admin_retraining import _stored_input
 
         return _png_response(_stored_input(ctx, row["image_path"]) if row["image_path"] else None)
+
+    @app.get("/media/thumbnail/{prediction_id}")
+    def thumbnail(prediction_id: int, request: Request):
+        """The History page's small picture of a prediction, for its user and admins only."""
+        row = own_record(prediction_id, request)
+        if row is None or not row["thumbnail"]:
+            return Response("Not found.", status_code=404)
+        return Response(row["thumbnail"], media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
     async def who(scope) -> tuple[bool, str]:
         """For the body limits of uploads: signed in?, and the client's address."""

@@ -11,6 +11,12 @@ def _flag(name: str, default: str) -> bool:
     return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _proxy_hops(value: str) -> int:
+    """CIFAKE_TRUST_PROXY: a number of proxies, or a flag (on = one proxy)."""
+    value = value.strip().lower()
+    return int(value) if value.isdigit() else int(value in ("true", "yes", "on"))
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = str(PROJECT_ROOT / "data")
@@ -23,7 +29,7 @@ class Settings:
     secret_key: str = ""  # signs cookies; default: a random key kept in the data folder
     session_idle_minutes: float = 120.0  # a session unused this long ends
     reset_link_minutes: float = 30.0
-    trust_proxy: bool = False  # take the client address from X-Forwarded-For (behind Spaces' proxy)
+    trust_proxy: int = 0  # proxies in front of the app (Spaces: 1); the client is the address the outermost one saw
     visitor_predictions_per_minute: int = 10  # per address, for visitors (nothing stored)
     registrations_per_hour: int = 5  # per address
     messages_per_hour: int = 5  # contact messages per address
@@ -51,7 +57,7 @@ class Settings:
             secret_key=env("CIFAKE_SECRET_KEY", ""),
             session_idle_minutes=float(env("CIFAKE_SESSION_IDLE_MINUTES", "120")),
             reset_link_minutes=float(env("CIFAKE_RESET_LINK_MINUTES", "30")),
-            trust_proxy=_flag("CIFAKE_TRUST_PROXY", "1" if env("SPACE_HOST") else "0"),
+            trust_proxy=_proxy_hops(env("CIFAKE_TRUST_PROXY", "1" if env("SPACE_HOST") else "0")),
             visitor_predictions_per_minute=int(env("CIFAKE_VISITOR_PER_MINUTE", "10")),
             registrations_per_hour=int(env("CIFAKE_REGISTRATIONS_PER_HOUR", "5")),
             messages_per_hour=int(env("CIFAKE_MESSAGES_PER_HOUR", "5")),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import quote
 
 import gradio as gr
 from PIL import Image
@@ -37,6 +38,18 @@ def profile_picture(ctx: AppContext, username: str) -> Image.Image | None:
         return image.convert("RGB")
 
 
+def profile_picture_html(ctx: AppContext, username: str) -> str:
+    """The picture from /media/profile/<name>, which checks the asker (never an open Gradio file URL)."""
+    user = ctx.service.store.get_user(username)
+    picture = user.profile.get("picture") if user else ""
+    path = ctx.service.folder / picture if picture else None
+    if path is None or not path.is_file():
+        return "<p>No picture yet.</p>"
+    version = path.stat().st_mtime_ns  # a new picture gets a new address, so the page shows it
+    return (f'<img src="/media/profile/{quote(username)}?v={version}" alt="Your profile picture" '
+            'style="height:160px">')
+
+
 def _token_rows(ctx: AppContext, username: str) -> list[list]:
     def when(t):
         return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "never"
@@ -54,7 +67,7 @@ def build(ctx: AppContext) -> Page:
             return ("", "", "", "", None, "", None, [])
         p = user.profile
         return (f"Signed in as **{user.username}** ({user.role})", p["full_name"], p["email"], p["mobile"],
-                p["age"], p["address"], profile_picture(ctx, user.username), _token_rows(ctx, user.username))
+                p["age"], p["address"], profile_picture_html(ctx, user.username), _token_rows(ctx, user.username))
 
     def save_profile(full_name, email, mobile, age, address, picture, request: gr.Request):
         user = ctx.require_user(request)
@@ -65,7 +78,7 @@ def build(ctx: AppContext) -> Page:
             raise gr.Error(str(err)) from None
         if file_path(picture):
             save_profile_picture(ctx, user.username, file_path(picture))
-        return "Profile saved.", profile_picture(ctx, user.username)
+        return "Profile saved.", profile_picture_html(ctx, user.username)
 
     def change_password(current, new, repeat, request: gr.Request):
         user = ctx.require_user(request)
@@ -101,7 +114,7 @@ def build(ctx: AppContext) -> Page:
             age = gr.Number(label="Age", precision=0)
         address = gr.Textbox(label="Address", lines=2)
         with gr.Row():
-            picture_show = gr.Image(label="Picture", height=160, interactive=False, type="pil")
+            picture_show = gr.HTML(label="Picture", elem_id="profile-picture")
             picture = gr.File(label="New picture", file_types=IMAGE_TYPES, type="filepath")
         save = gr.Button("Save profile")
         message = gr.Markdown(elem_id="profile-msg")
