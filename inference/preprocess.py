@@ -32,7 +32,8 @@ MAX_SIDE = 20_000  # absurd dimensions (e.g. 1x100000 strips) are refused too
 MODEL_SIZE = (32, 32)  # (width, height); the metadata overrides it when it says otherwise
 LARGE_PIXELS = 12_000_000  # pictures above this are decoded one at a time ...
 WORKING_SIDE = 2048  # ... and box-reduced to about this longer side right after decoding
-_LARGE_DECODES = threading.BoundedSemaphore(1)  # bounds peak memory when several large pictures arrive
+DECODE_BUDGET_BYTES = 512 * 2**20  # decoded pixels of all pictures being decoded at once (every size)
+DECODE_COPIES = 3  # decoded buffer + alpha composite / mode conversion copies alive at the peak
 _EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
                    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
                    7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
@@ -166,7 +167,7 @@ def decode_image(source: ImageSource, name: str | None = None) -> tuple[Image.Im
             image.seek(0)  # animated GIF/WebP/TIFF: the first frame
         if fmt == "JPEG" and max(image.size) > 8 * max(MODEL_SIZE):
             image.draft("RGB", (4 * MODEL_SIZE[0], 4 * MODEL_SIZE[1]))  # DCT downscale: fast, antialiased
-        with _LARGE_DECODES if large else contextlib.nullcontext():
+        with DECODE_BUDGET.reserve(_decode_cost(image, large)):
             image.load()
             if large:  # formats that cannot decode reduced (PNG, TIFF, ...): shrink before anything else
                 image = _to_rgb8(image)
@@ -183,6 +184,45 @@ def decode_image(source: ImageSource, name: str | None = None) -> tuple[Image.Im
     except (OSError, SyntaxError, Image.DecompressionBombError, EOFError) as err:
         raise ValueError(f"{name} could not be decoded (truncated or corrupt data): {err}") from err
     return image, fmt, (width, height)
+
+
+class DecodeBudget:
+    """A budget of bytes shared by concurrent decodes: each waits until its estimated cost fits.
+
+    One picture larger than the whole budget still runs, alone. Thread-safe; `peak` is the most ever
+    reserved at once (for tests)."""
+
+    def __init__(self, total_bytes: int):
+        self.total = total_bytes
+        self.reserved = self.peak = 0
+        self._free = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, cost: int):
+        cost = min(cost, self.total)
+        with self._free:
+            self._free.wait_for(lambda: self.reserved + cost <= self.total)
+            self.reserved += cost
+            self.peak = max(self.peak, self.reserved)
+        try:
+            yield
+        finally:
+            with self._free:
+                self.reserved -= cost
+                self._free.notify_all()
+
+
+DECODE_BUDGET = DecodeBudget(DECODE_BUDGET_BYTES)
+
+
+def _decode_cost(image: Image.Image, large: bool) -> int:
+    """Estimated peak bytes of decoding `image` (after any JPEG draft); a large picture takes the
+    whole budget, so large ones are still decoded one at a time."""
+    if large:
+        return DECODE_BUDGET.total
+    bands = len(image.getbands())
+    sample_bytes = 4 if image.mode in ("I", "F") else 2 if image.mode.startswith("I;16") else 1
+    return image.size[0] * image.size[1] * max(bands, 3) * sample_bytes * DECODE_COPIES
 
 
 def _give_back_memory() -> None:

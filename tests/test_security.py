@@ -182,6 +182,25 @@ def test_four_concurrent_49_megapixel_pngs_stay_under_1_5_gb_and_memory_comes_ba
     assert _server_rss(server[2]) - baseline < 300 * 2**20, "memory was not given back"
 
 
+def test_concurrent_decodes_of_every_size_share_one_memory_budget(monkeypatch, tmp_path):
+    from PIL import Image
+
+    from inference import preprocess
+
+    budget = preprocess.DecodeBudget(60 * 2**20)
+    monkeypatch.setattr(preprocess, "DECODE_BUDGET", budget)
+    picture = tmp_path / "rgba.png"  # 4 MP RGBA, well under the 12-MP "large" size: costs 48 MB to decode
+    Image.new("RGBA", (2000, 2000), (10, 20, 30, 128)).save(picture)
+    sizes = []
+    threads = [threading.Thread(target=lambda: sizes.append(preprocess.decode_image(str(picture))[0].size))
+               for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sizes == [(2000, 2000)] * 6
+    assert 0 < budget.peak <= 60 * 2**20 and budget.reserved == 0
+
 # -- 3. sign-in throttling per (account, address) --------------------------------------------------------
 def _post_login(url: str, name: str, password: str, address: str) -> httpx.Response:
     with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=60) as client:
