@@ -6,8 +6,9 @@ could fill the disk through `/gradio_api/upload`. Now:
 - a body over its limit is answered 413 at once when `Content-Length` says so, else as soon as the
   streamed (chunked) bytes pass it; the rest is never read;
 - upload requests may carry one file of `CIFAKE_MAX_FILE_MB` (visitors) or `CIFAKE_UPLOAD_REQUEST_MB` in
-  all (signed-in users: the browser sends all of a batch's files in one request); every other body (JSON
-  events, forms) at most `FORM_BODY_BYTES`, since files never travel in them;
+  all (signed-in users: the browser sends all of a batch's files in one request); MCP tool calls one file
+  in base64; every other body (JSON events, forms) at most `FORM_BODY_BYTES`, since files never travel
+  in them;
 - visitors may send `VISITOR_FILES_PER_REQUEST` files per upload and `CIFAKE_VISITOR_UPLOAD_MB_PER_MINUTE`
   per address (429 with Retry-After beyond it).
 """
@@ -22,6 +23,7 @@ from webapp.limits import ByteBudget
 
 MIB = 2**20
 UPLOAD_ROUTE = "/gradio_api/upload"
+MCP_ROUTE = "/gradio_api/mcp"  # with gradio[mcp]: tool calls carry pictures inline, base64 (4/3 of the bytes)
 FORM_BODY_BYTES = 1 * MIB  # JSON events and forms: the largest legitimate one (a contact message) is ~20 KB
 MULTIPART_HEADROOM = 1 * MIB  # part headers and boundaries around the files of an upload
 VISITOR_FILES_PER_REQUEST = 1  # the visitor's pages (Home, Register) take one picture each
@@ -103,8 +105,12 @@ class BodyLimitMiddleware:
         upload = scope["path"].startswith(UPLOAD_ROUTE) and scope["method"] == "POST"
         signed_in, address = await self.who(scope) if upload else (True, "")
         visitor = upload and not signed_in
-        limit = (self.limits.visitor_upload_bytes if visitor else self.limits.member_upload_bytes) if upload \
-            else self.limits.form_bytes
+        if upload:
+            limit = self.limits.visitor_upload_bytes if visitor else self.limits.member_upload_bytes
+        elif scope["path"].startswith(MCP_ROUTE):
+            limit = self.limits.visitor_upload_bytes * 4 // 3
+        else:
+            limit = self.limits.form_bytes
         too_large = RequestRefused(413, f"The request is larger than the {limit / MIB:.0f} MB this server "
                                         "accepts" + (" for one upload." if upload else "."))
         declared = headers.get(b"content-length", b"")
