@@ -273,3 +273,8 @@ def test_a_new_password_revokes_the_users_api_tokens(two_stores):
 def test_numbers_out_of_range_are_no_record_rather_than_a_database_error(two_stores):
     first, _ = two_stores
     assert first.get_prediction(2**70) is None and first.get_prediction(-1) is None
+    first.create_user("dave", PASSWORD)
+    with pytest.raises(AccountError, match="no API token"):
+        first.revoke_api_token("dave", 2**70)
+    with pytest.raises(AccountError, match="no feedback item"):
+        first.review_feedback(2**70, True, "dave")

@@ -456,6 +456,8 @@ class Store:
         return [dict(r) for r in rows]
 
     def revoke_api_token(self, username: str, token_id: int) -> None:
+        if not _is_row_id(token_id):
+            raise AccountError(f"You have no API token #{token_id}.")
         with self.engine.begin() as conn:
             result = conn.execute(api_tokens.delete().where(api_tokens.c.id == int(token_id),
                                                             _owned_by(api_tokens.c.user_id, conn, username)))
@@ -544,7 +546,7 @@ class Store:
 
     def get_prediction(self, prediction_id: int) -> dict | None:
         """The record with `username` its owner's now, None when the owner is gone (ids out of range: None)."""
-        if not isinstance(prediction_id, int) or not 0 < prediction_id < 2**63:
+        if not _is_row_id(prediction_id):
             return None
         with self.engine.connect() as conn:
             row = conn.execute(_owned_predictions().where(predictions.c.id == prediction_id)).mappings().first()
@@ -569,11 +571,19 @@ class Store:
             return [dict(r) for r in conn.execute(query).mappings().all()]
 
     def review_feedback(self, feedback_id: int, accept: bool, reviewer: str) -> None:
+        if not _is_row_id(feedback_id):
+            raise AccountError(f"There is no feedback item {feedback_id}.")
         with self.engine.begin() as conn:
             result = conn.execute(feedback.update().where(feedback.c.id == feedback_id).values(
                 status="accepted" if accept else "rejected", reviewed_by=reviewer))
         if result.rowcount == 0:
             raise AccountError(f"There is no feedback item {feedback_id}.")
+
+
+def _is_row_id(value) -> bool:
+    """A number a row id can be: the database's integers stop at 2**63 ("Python int too large to convert
+    to SQLite INTEGER" reached clients)."""
+    return isinstance(value, int) and 0 < value < 2**63
 
 
 def _user_id(conn, username: str) -> int | None:
