@@ -30,7 +30,7 @@ class CNNConfig:
     stem_stride: int = 1  # 2 halves the resolution at the first conv (cheaper, loses fine texture)
 
 
-# Search candidate D's shape (README: Topology search) widened to 32/64/96: D trained in full reached
+# Search candidate D's shape (MODEL_CARD.md: Topology search) widened to 32/64/96: D trained in full reached
 # 96.42 % validation accuracy, this 97.04 % (both with re-delivery augmentation); 8x8 Grad-CAM maps.
 DEFAULT_CONFIG = CNNConfig(filters=(32, 64, 96), convs_per_stage=(1, 2, 2), dense_units=0, dropout=0.2)
 # The published from-scratch anchor (issue 9): 2 x conv-BN-ReLU per stage at 32/64/128, full-resolution
