@@ -43,6 +43,23 @@ def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
     return inputs, layers.Rescaling(1.0 / 255, name="rescale")(inputs)
 
 
+def conv_stages(x, filters: tuple[int, ...], convs: tuple[int, ...], stem_stride: int = 1, last_name: str = ""):
+    """Stages of 3x3 conv -> BN -> ReLU (`conv{k}`, `bn{k}`, `relu{k}`), a 2x max-pool between stages; the
+    last activation is named `last_name` when given (the CNN's Grad-CAM layer)."""
+    n_convs, k = sum(convs), 0
+    for stage, (width, repeats) in enumerate(zip(filters, convs)):
+        if stage > 0:
+            x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+        for _ in range(repeats):
+            k += 1
+            stride = stem_stride if k == 1 else 1
+            x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=f"conv{k}")(x)
+            # momentum 0.9: running statistics settle within ~50 steps (0.99 lags short runs badly)
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{k}")(x)
+            x = layers.Activation("relu", name=last_name if last_name and k == n_convs else f"relu{k}")(x)
+    return x
+
+
 def build_cnn(config: CNNConfig = DEFAULT_CONFIG, name: str = "default") -> keras.Model:
     """The `default` family; `training.search` explores `CNNConfig`s."""
     if len(config.filters) != len(config.convs_per_stage):
@@ -50,18 +67,7 @@ def build_cnn(config: CNNConfig = DEFAULT_CONFIG, name: str = "default") -> kera
             f"filters has {len(config.filters)} stages but convs_per_stage has {len(config.convs_per_stage)}."
         )
     inputs, x = _inputs()
-    n_convs = sum(config.convs_per_stage)
-    k = 0
-    for stage, (width, repeats) in enumerate(zip(config.filters, config.convs_per_stage)):
-        if stage > 0:
-            x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
-        for j in range(repeats):
-            k += 1
-            stride = config.stem_stride if k == 1 else 1
-            x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=f"conv{k}")(x)
-            # momentum 0.9: running statistics settle within ~50 steps (0.99 lags short runs badly)
-            x = layers.BatchNormalization(momentum=0.9, name=f"bn{k}")(x)
-            x = layers.Activation("relu", name=GRADCAM_LAYER if k == n_convs else f"relu{k}")(x)
+    x = conv_stages(x, config.filters, config.convs_per_stage, config.stem_stride, last_name=GRADCAM_LAYER)
     x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(x)
     if config.dense_units:
         x = layers.Dense(config.dense_units, activation="relu", name="dense")(x)
@@ -139,15 +145,7 @@ def build_hybrid(config: HybridConfig = HYBRID_CONFIG, name: str = "hybrid") -> 
         raise ValueError(f"stem_filters has {len(config.stem_filters)} stages but stem_convs has "
                          f"{len(config.stem_convs)}.")
     inputs, x = _inputs()
-    k = 0
-    for stage, (width, repeats) in enumerate(zip(config.stem_filters, config.stem_convs)):
-        if stage > 0:
-            x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
-        for _ in range(repeats):
-            k += 1
-            x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{k}")(x)
-            x = layers.BatchNormalization(momentum=0.9, name=f"bn{k}")(x)
-            x = layers.Activation("relu", name=f"relu{k}")(x)
+    x = conv_stages(x, config.stem_filters, config.stem_convs)
     side, width = x.shape[1], x.shape[-1]
     x = layers.Reshape((side * side, width), name="tokens")(x)
     x = PositionEmbedding(name="positions")(x)
