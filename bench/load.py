@@ -7,9 +7,13 @@ Both servers are started here: `python app.py` (temporary data folder, a signed-
 Gradio app with Gradio's own `auth=`, the same queue settings and a file upload whose handler only reads
 the file. Normal clients send the CIFAKE example pictures to `/predict`; hostile clients meanwhile send
 49-megapixel PNGs (8- and 16-bit), zip bombs and forged zips to `/batch`, text files named .jpg, and wrong
-passwords. Reported: requests/s and p50/p95 per server, the ratio app/bare, errors among normal
-requests, the app's peak memory over its idle baseline, and `/predict` p50 idle vs during a flood of
-wrong sign-ins. Results: bench/results/load.json.
+passwords; and the issue-20 attacks (`bench.hostile`): FileData naming server paths (`/dev/zero`,
+`/etc/passwd`, the data folder's secret key, a directory) from a visitor and a signed-in client,
+100 MiB bodies (Content-Length and chunked) to queue/join and upload, a visitor upload of 30 files, and
+a visitor address uploading back to back past its per-minute budget. Reported: requests/s and p50/p95
+per server, the ratio app/bare, errors among normal requests, each attack kind's sent / refused /
+accepted (must be 0) / other answers, the app's peak memory over its idle baseline, and `/predict` p50
+idle vs during a flood of wrong sign-ins. Results: bench/results/load.json.
 """
 from __future__ import annotations
 
@@ -27,12 +31,15 @@ from pathlib import Path
 
 import httpx
 
-from bench.hostile import flat_png
+from bench.hostile import AttackCounts, UploadFlood, flat_png, huge_body_round, many_files_round, named_path_round, \
+    repeat_until
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.jpg"))
 USER = ("loaduser", "load-password-123")
 ATTACKER_ADDRESS = "127.0.0.2"  # wrong passwords come from here; the normal clients sign in from 127.0.0.1
+BODY_ADDRESS, FILES_ADDRESS, FLOOD_ADDRESS = "127.0.0.3", "127.0.0.4", "127.0.0.5"  # one upload budget each
+VISITOR_UPLOAD_MB = 60  # CIFAKE_VISITOR_UPLOAD_MB_PER_MINUTE given to the app (its default)
 QUEUE_SIZE, CONCURRENCY = 64, 4  # the app's defaults (CIFAKE_QUEUE_SIZE, CIFAKE_CLASSIFY_CONCURRENCY)
 
 
@@ -81,7 +88,8 @@ def start_app(data_dir: Path) -> tuple[str, subprocess.Popen]:
     store.engine.dispose()
     port = _free_port()
     env = {**os.environ, "CIFAKE_DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port), "CIFAKE_WARMUP": "0",
-           "CIFAKE_ADMIN_PASSWORD": "bench-admin-password-1", "GRADIO_ANALYTICS_ENABLED": "False"}
+           "CIFAKE_ADMIN_PASSWORD": "bench-admin-password-1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "CIFAKE_VISITOR_UPLOAD_MB_PER_MINUTE": str(VISITOR_UPLOAD_MB)}
     process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
@@ -189,6 +197,33 @@ def hostile_loop(client, url: str, files: list[tuple[str, Path]], stop: threadin
     attacker.close()
 
 
+def start_attacks(url: str, data_dir: Path, stop: threading.Event, counts: AttackCounts) -> list[threading.Thread]:
+    """One thread per issue-20 attack kind, each repeating its round until `stop` (at least once)."""
+    visitor = httpx.Client(base_url=url, timeout=120)
+    visitor.get("/")
+    member = httpx.Client(base_url=url, timeout=120)
+    member.get("/")
+    member.post("/login", data={"username": USER[0], "password": USER[1]}).raise_for_status()
+    paths = ["/dev/zero", "/etc/passwd", str(data_dir / "secret_key"), str(data_dir)]
+    flood = UploadFlood(url, counts, FLOOD_ADDRESS, VISITOR_UPLOAD_MB)
+    rounds = [lambda: named_path_round(visitor, member, paths, counts),
+              lambda: huge_body_round(url, counts, BODY_ADDRESS),
+              lambda: many_files_round(url, counts, FILES_ADDRESS),
+              flood.round]
+    threads = [threading.Thread(target=_counting_failures, args=(stop, round_once, counts), daemon=True)
+               for round_once in rounds]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def _counting_failures(stop: threading.Event, round_once, counts: AttackCounts) -> None:
+    try:
+        repeat_until(stop, round_once)
+    except Exception as err:  # noqa: BLE001 - an attack client that breaks is reported, not fatal
+        counts.add("attack_client_crashed", "other", repr(err))
+
+
 def login_flood(url: str, stop: threading.Event, threads: int = 10) -> list[threading.Thread]:
     def flood(index: int):
         with httpx.Client(transport=httpx.HTTPTransport(local_address=f"127.0.0.{10 + index}"), timeout=60) as client:
@@ -245,17 +280,20 @@ def main(argv: list[str] | None = None) -> int:
         baseline, peak, stop = rss(app), [rss(app)], threading.Event()
         watcher = threading.Thread(target=watch_memory, args=(app, peak, stop), daemon=True)
         watcher.start()
-        counts: dict = {}
+        counts, attacks = {}, AttackCounts()
         files = [] if args.no_hostile else hostile_files(folder)
         hostile = [threading.Thread(target=hostile_loop, args=(_client(app_url), app_url, files, stop, counts),
                                     daemon=True) for _ in range(0 if args.no_hostile else 2)]
         for thread in hostile:
             thread.start()
+        if not args.no_hostile:
+            hostile += start_attacks(app_url, folder / "data", stop, attacks)
         report["app"] = run_clients(sessions, args.requests)
         stop.set()
         for thread in hostile:
-            thread.join(120)
+            thread.join(300)
         report["app"]["hostile"] = counts
+        report["app"]["attacks"] = attacks.by_kind()
         report["app"]["peak_memory_over_idle_mb"] = round((peak[0] - baseline) / 2**20)
         report["ratio_req_per_s"] = round(report["app"]["req_per_s"] / report["bare"]["req_per_s"], 3)
         report["login_flood"] = measure_login_flood(app_url)
@@ -265,7 +303,21 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+    print(summarise(report))
     return 0
+
+
+def summarise(report: dict) -> str:
+    """A few lines for the terminal: normal requests on both servers, then each attack kind."""
+    app, bare = report["app"], report["bare"]
+    lines = [f"signed-in /predict: app {app['ok']}/{app['requests']} ok, {app['errors']} errors, "
+             f"{app['req_per_s']} req/s (p50 {app['p50_s']} s, p95 {app['p95_s']} s); bare {bare['req_per_s']} req/s; "
+             f"ratio {report['ratio_req_per_s']}; peak memory +{app['peak_memory_over_idle_mb']} MB over idle"]
+    for kind, tally in app.get("attacks", {}).items():
+        extra = f", within budget {tally['within_budget']}" if "within_budget" in tally else ""
+        lines.append(f"  {kind:32s} sent {tally['sent']:4d}  refused {tally['refused']:4d}  "
+                     f"accepted {tally['accepted']}  other {tally['other']}{extra}")
+    return "\n".join(lines)
 
 
 def measure_login_flood(url: str, calls: int = 30) -> dict:
