@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def scores(logits: np.ndarray, labels: np.ndarray) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    from training.export import fit_platt
+    from training.calibration import fit_platt
 
     a, b = fit_platt(logits, labels)
     p = 1 / (1 + np.exp(-(a * logits + b)))
@@ -50,7 +50,7 @@ def redelivered_uploads(images: np.ndarray) -> dict[str, np.ndarray]:
 
 def redelivered_accuracy(probe, clean_logits: np.ndarray, uploads: dict, labels: np.ndarray) -> dict:
     """Accuracy (flips, Platt fitted on the clean pictures) per upload, and the worst drop from clean."""
-    from training.export import fit_platt
+    from training.calibration import fit_platt
 
     a, b = fit_platt(clean_logits, labels)
     accuracy = lambda logits: float(((a * logits + b >= 0) == (labels == 1)).mean())  # noqa: E731

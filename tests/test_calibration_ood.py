@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from training.export import fit_platt
+from training.calibration import fit_platt
 from evaluation.metrics import expected_calibration_error
 
 
@@ -31,7 +31,7 @@ def test_domain_head_separates_shifted_features_and_folds_into_a_dense_layer():
 
 def test_export_graph_computes_the_same_ood_score_as_numpy():
     from training.domain import fit_domain_head
-    from training.export import build_export_model
+    from training.graph import build_export_model
     from training.features import extract
     from training.model import CNNConfig, build_cnn
 

@@ -200,7 +200,7 @@ def test_evaluate_cli_reports_metrics_and_plots(tiny_export, tiny_cifake, tmp_pa
 
 def test_distillation_targets_are_the_teachers_probabilities_of_each_copy(tiny_export, tiny_cifake, tmp_path):
     import training.data as data
-    from training.export import run_onnx
+    from training.graph import run_onnx
     from training.train import TrainConfig, train
 
     old = data.CACHE_DIR

@@ -235,7 +235,8 @@ def export_version(parent_meta: dict, model, holdout: Split, staging: Path, meth
     """Write model.keras and model.onnx (parity checked) into `staging`; the metadata inherits the
     parent's and records what changed."""
     from evaluation.metrics import compute_metrics
-    from training.export import file_entries, run_onnx, save_model_files
+    from training.export import file_entries
+    from training.graph import run_onnx, save_model_files
 
     parity = save_model_files(model, staging, holdout.images[:1000])
     p_fake, ood = run_onnx(staging / "model.onnx", holdout.images)

@@ -275,7 +275,7 @@ def teacher_probabilities(teachers: tuple[str, ...], clean: np.ndarray, variants
     the teachers' ONNX files, so a resumed run reads the same targets."""
     import hashlib
 
-    from training.export import run_onnx
+    from training.graph import run_onnx
 
     if not teachers:
         raise ValueError("distillation needs at least one --teacher (an exported model folder)")
