@@ -118,3 +118,16 @@ def _isolated_cache(tmp_path, monkeypatch):
     import training.data as data
 
     monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+
+
+# Tests that start an app process, a browser, Ray, or train / export a network: `-m "not slow"` leaves them
+# out for the inner loop; the README's command and `.ci/run` run everything.
+SLOW_MODULES = {"test_app", "test_browser", "test_security", "test_replicas", "test_retrain", "test_train_export",
+                "test_service", "test_model", "test_batch", "test_quiet"}
+SLOW_TESTS = {"test_a_run_with_a_held_out_fold_never_trains_on_it"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
