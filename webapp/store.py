@@ -299,6 +299,10 @@ class Store:
             user_id, picture = row
             inputs = set(conn.execute(sa.select(predictions.c.image_path).where(predictions.c.user_id == user_id))
                          .scalars())
+            # kept feedback keeps its picture but no longer points at the deleted records (PostgreSQL and
+            # MySQL enforce the foreign key; SQLite does not, so only the PostgreSQL tests see this)
+            owned = sa.select(predictions.c.id).where(predictions.c.user_id == user_id)
+            conn.execute(feedback.update().where(feedback.c.prediction_id.in_(owned)).values(prediction_id=None))
             for table in (sessions, api_tokens, reset_tokens, predictions):
                 conn.execute(table.delete().where(table.c.user_id == user_id))
             conn.execute(feedback.update().where(feedback.c.user_id == user_id).values(user_id=None,
