@@ -135,14 +135,17 @@ def main(argv: list[str] | None = None) -> None:
         models[f"{args.recipe} (fold held out)"] = None
     result = {"folds": [list(f) for f in folds], "models": {}}
     for label, model_dir in models.items():
+        cifake = None  # an exported model given with --model-dir answers validation alike in every fold
         for k in chosen:
             export_dir = model_dir or run_fold(args.recipe, k, args.folds, work, args.train_arg)
             clf = Classifier(export_dir)
             held = pictures.of_sources(folds[k])
+            if cifake is None or model_dir is None:
+                cifake = evaluate_cifake(clf, val.images, val.labels)
             result["models"].setdefault(label, []).append({
                 "fold": k, "sources": list(folds[k]), "model_dir": str(export_dir),
                 "generators": evaluate_generators(clf, root, held.names.tolist(), held.generators.tolist()),
-                "cifake_validation": evaluate_cifake(clf, val.images, val.labels)})
+                "cifake_validation": cifake})
             print(f"{label} fold {k}: detected {result['models'][label][-1]['generators']['all']['right']:.3f}",
                   flush=True)
     out = Path(args.out) if args.out else RESULTS / f"generators_{args.recipe or 'baseline'}.json"

@@ -48,7 +48,7 @@ class RedeliveryConfig:
 LIGHT_REDELIVERY = RedeliveryConfig(p_blur=0.0, p_noise=0.0, p_colour=0.2)
 # v3's mix (issue 21): uploads enlarged by other tools with blur-like kernels (bilinear, bicubic, box) and
 # shrunk by the pipeline cost v2 up to 4.8 points: more resampling round trips than v2, JPEG down to q40,
-# still no blur or noise (a first try with blur p 0.15 could not fit the generators). Both classes alike.
+# still no blur or noise (see LIGHT_REDELIVERY). Both classes alike.
 V3_REDELIVERY = RedeliveryConfig(p_resample=0.6, p_blur=0.0, p_noise=0.0, p_colour=0.2)
 REDELIVERY_PRESETS = {"full": RedeliveryConfig(), "light": LIGHT_REDELIVERY, "v3": V3_REDELIVERY}
 

@@ -79,16 +79,11 @@ def source_folds(pictures: GeneratedPictures, n_folds: int = 4) -> list[tuple[st
 
 def jpeg_round_trip(images: np.ndarray, quality: int) -> np.ndarray:
     """(N, 32, 32, 3) uint8 -> same, each encoded as JPEG at `quality` (4:2:0, as CIFAKE's files) and decoded."""
-    import io
-
     from PIL import Image
 
-    out = np.empty_like(images)
-    for i, pixels in enumerate(images):
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality))
-        out[i] = np.asarray(Image.open(buffer).convert("RGB"))
-    return out
+    from training.augment import reencode
+
+    return np.stack([np.asarray(reencode(Image.fromarray(pixels), "JPEG", quality)) for pixels in images])
 
 
 def fingerprint(pictures: GeneratedPictures) -> str:

@@ -89,8 +89,8 @@ RECIPES["v2-distill"] = dict(RECIPES["v2"], teachers=("exported",), distill=0.5)
 # re-delivers with more resampling (blur-like kernels) and JPEG down to q40, without blur.
 # The generators are re-encoded as JPEG q75 first, as CIFAKE's pictures are: CIFAKE's REAL class is
 # all JPEG and the generators' samples are lossless PNGs, and a try with them as published learned the
-# file format, not the generators (`python -m bench.generator_probe`: its own training generators 21 %
-# detected at 3 % CIFAKE-real false positives as PNG, 2.5 % once JPEG-encoded). README, model card.
+# file format, not the generators (`python -m bench.generator_probe`: its own training generators 30 %
+# detected at 3 % CIFAKE-real false positives as PNG, 2 % once JPEG-encoded). MODEL_CARD.md.
 RECIPES["v3"] = dict(RECIPES["v2"], init="exported", epochs=3, patience=3, learning_rate=3e-4, ema_decay=0.998,
                      redelivery_preset="v3", p_clean=0.5, generators="default", generator_repeats=12,
                      generator_jpeg=75, cifake_per_epoch=20000, select="last")
@@ -323,7 +323,8 @@ def _start_from(model, parent: Path) -> dict:
     if parent.is_dir() and (parent / "model.json").exists():  # an exported model: its first backbone
         from training.export import run_dir_from_export
 
-        parent = run_dir_from_export(parent, Path(tempfile.mkdtemp(prefix="cifake-parent-")))[0] / "best.keras"
+        with tempfile.TemporaryDirectory(prefix="cifake-parent-") as tmp:
+            return _start_from(model, run_dir_from_export(parent, Path(tmp) / "run")[0] / "best.keras")
     weights = keras.models.load_model(parent, compile=False).get_weights()
     if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
         raise ValueError(f"{parent} is a different network from this run's configuration")
@@ -376,6 +377,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         train_x, train_y = train_x[np.sort(pick)], train_y[np.sort(pick)]
     val_x, val_y = data.val.images.astype("float32"), data.val.labels.astype("float32")
     print(f"data: {len(train_y)} train, {len(val_y)} validation, {len(data.test)} test; {data.dedup_report}", flush=True)
+    if config.distill > 0 and config.generators:
+        raise ValueError("distillation and extra generator sources cannot be combined (no teacher targets for them)")
     n_cifake = len(train_y)
     extra, heldout = _generator_sources(config, run_dir)
     if extra is not None:
@@ -400,8 +403,6 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         print(f"teachers {list(config.teachers)}: P(FAKE) for {teacher.shape[0]} copies of {teacher.shape[1]} "
               f"images in {time.time() - started:.0f} s (clean copies agree with the labels {agree:.4f})", flush=True)
 
-    if teacher is not None and extra is not None:
-        raise ValueError("distillation and extra generator sources cannot be combined (no teacher targets for them)")
     epoch_size = len(_epoch_index(n_cifake, len(train_y) - n_cifake, config, np.random.default_rng(0)))
     steps = int(np.ceil(epoch_size / config.batch_size))
     state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "train_seconds": 0.0}
@@ -488,7 +489,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         if "generators_detected" in record:
             ema_text += f"  generators_detected {record['generators_detected']:.3f}"
         if "heldout_detected" in record:
-            ema_text += f"  heldout_detected {record['heldout_detected']:.3f}/{record.get('ema_heldout_detected', 0):.3f}"
+            ema_text += f"  heldout_detected {record['heldout_detected']:.3f}"
+            if "ema_heldout_detected" in record:
+                ema_text += f" (ema {record['ema_heldout_detected']:.3f})"
         train_acc = "soft targets" if train_accuracy is None else f"{train_accuracy:.4f}"
         print(f"epoch {epoch:2d}/{config.epochs}  loss {record['loss']:.4f}  acc {train_acc}  "
               f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  val_auc {val_auc:.4f}{ema_text}  "
