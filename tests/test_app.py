@@ -15,7 +15,8 @@ LABELS = ("REAL", "FAKE", "UNCERTAIN")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("appdata")
-    env = {"CIFAKE_WARMUP": "0", "CIFAKE_REGISTRATIONS_PER_HOUR": "50"}  # refused registrations count too
+    env = {"CIFAKE_WARMUP": "0", "CIFAKE_REGISTRATIONS_PER_HOUR": "50",  # refused registrations count too
+           "CIFAKE_VISITOR_PER_MINUTE": "100"}  # every visitor here is 127.0.0.1; the limit: test_security.py
     with running_app(data_dir, env, [(*USER, "alice@example.org")]) as (url, _):
         yield url, data_dir
 
@@ -82,6 +83,20 @@ def test_api_tokens_work_until_revoked(server, sample_paths):
 
 
 # -- the front door ----------------------------------------------------------------------------------
+def test_a_visitor_uses_the_public_api_and_nothing_is_stored(server, sample_paths, visitor_client, user_client):
+    from gradio_client import handle_file
+
+    before = len(user_client.predict(api_name="/history"))
+    label, p_fake, confidence, explanation = visitor_client.predict(handle_file(str(sample_paths["FAKE"][0])),
+                                                                    api_name="/predict")
+    assert label in LABELS and 0 <= p_fake <= 1 and 0.5 <= confidence <= 1 and explanation
+    *_, heatmap, report = visitor_client.predict(handle_file(str(sample_paths["REAL"][0])), "HiResCAM",
+                                                 api_name="/predict_heatmap")
+    assert heatmap and report
+    user_client.predict(handle_file(str(sample_paths["REAL"][1])), api_name="/predict")  # signed in: kept
+    assert len(user_client.predict(api_name="/history")) == before + 1
+
+
 def test_a_visitor_predicts_with_a_heatmap_and_nothing_is_stored(server, sample_paths, admin_client):
     before = len(admin_client.predict(api_name="/history"))
     visitor = httpx.Client(base_url=server[0], timeout=120)
@@ -252,8 +267,8 @@ def _cases(sample_paths, labelled_zip, tiny_cifake_zip, user_client, flag_id):
 
     record = user_client.predict(api_name="/history")[0]["id"]
     return [
-        ("/predict", "user", lambda: (picture(),), lambda r: r[0] in LABELS),
-        ("/predict_heatmap", "user", lambda: (picture(1), "Grad-CAM"), lambda r: r[0] in LABELS and r[4]),
+        ("/predict", "visitor", lambda: (picture(),), lambda r: r[0] in LABELS),
+        ("/predict_heatmap", "visitor", lambda: (picture(1), "Grad-CAM"), lambda r: r[0] in LABELS and r[4]),
         ("/batch", "user", lambda: ([picture(0), picture(1)],), lambda r: "2 files" in r[1]),
         ("/history", "user", lambda: (), lambda r: isinstance(r, list) and r),
         ("/flag", "user", lambda: (record, "FAKE"), lambda r: r.startswith("Thanks")),
@@ -286,12 +301,13 @@ def test_every_named_endpoint_allows_its_role_and_refuses_the_one_below(
     cases = _cases(sample_paths, labelled_zip, tiny_cifake_zip, user_client, flag_id)
     named = set(admin_client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert named == {c[0] for c in cases}, "a named endpoint without an allowed/refused check"
-    callers = {"user": (user_client, visitor_client, "Please sign in"),
+    callers = {"visitor": (visitor_client, None, ""), "user": (user_client, visitor_client, "Please sign in"),
                "admin": (admin_client, user_client, "Only administrators")}
     for endpoint, role, arguments, check in cases:
         allowed, refused, message = callers[role]
-        with pytest.raises(Exception, match=message):
-            refused.predict(*arguments(), api_name=endpoint)
+        if refused is not None:
+            with pytest.raises(Exception, match=message):
+                refused.predict(*arguments(), api_name=endpoint)
         result = allowed.predict(*arguments(), api_name=endpoint)
         assert check(result), f"{endpoint}: {result!r}"
 

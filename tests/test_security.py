@@ -346,6 +346,26 @@ def test_visitor_predictions_are_limited_per_address(strict_server, sample_paths
     assert [ok for ok, _ in outcomes] == [True, True, False] and "Too many pictures" in outcomes[2][1]
 
 
+def test_the_public_api_shares_the_visitor_limit_and_signed_in_callers_are_not_limited(strict_server, sample_paths):
+    from gradio_client import Client, handle_file
+
+    # its own address (one trusted proxy: the right-most X-Forwarded-For entry), so other tests' visits do not count
+    visitor = Client(strict_server[0], headers={"X-Forwarded-For": "203.0.113.9"}, verbose=False,
+                     httpx_kwargs={"timeout": 300})
+    alice = gradio_client(strict_server[0], USER)
+    picture = handle_file(str(sample_paths["REAL"][0]))
+    start, outcomes = time.monotonic(), []
+    for _ in range(3):
+        try:
+            outcomes.append(visitor.predict(picture, api_name="/predict")[0])
+        except Exception as err:  # gradio_client raises the app's message
+            outcomes.append(str(err))
+    if time.monotonic() - start >= 60:
+        pytest.skip("the machine is too loaded to make three predictions within one minute")
+    assert outcomes[0] in ("REAL", "FAKE", "UNCERTAIN") and "Too many pictures" in outcomes[2]
+    assert all(alice.predict(picture, api_name="/predict")[0] in ("REAL", "FAKE", "UNCERTAIN") for _ in range(3))
+
+
 def test_a_client_that_writes_its_own_forwarded_for_gets_no_extra_predictions(strict_server, sample_paths):
     http = httpx.Client(base_url=strict_server[0], timeout=300)  # CIFAKE_TRUST_PROXY=1: one proxy in front
     picture = upload(http, sample_paths["FAKE"][0])

@@ -22,12 +22,11 @@ def analyse_upload(ctx: AppContext, file_value, request: gr.Request, source: str
                    heatmap: HeatmapRequest | None = None) -> Iterator[Analysis]:
     """An upload -> the service's one analysis, step by step (`DetectorService.analyse_in_steps`: the
     verdict, then with `heatmap` the finished analysis), recorded in the user's history when signed in.
-    Visitors over their limit, missing and unreadable files -> a message."""
+    Visitors (the Home page and the public `/predict`, `/predict_heatmap`) share one per-address limit and
+    nothing of theirs is stored. Visitors over their limit, missing and unreadable files -> a message."""
     user = ctx.user(request)
-    if user is None and source == "ui":
+    if user is None:
         ctx.check_rate(ctx.visitor_limit, request, "pictures (sign in for more)")
-    elif user is None:
-        raise gr.Error("Please sign in.", title="Not signed in")
     path = file_path(file_value)
     if not path:
         raise gr.Error(missing)

@@ -1,5 +1,7 @@
 """API-only endpoints (/predict, /predict_heatmap, /history, /flag): hidden components give them file
-handling and a documented schema. Callers authenticate with an API token or by signing in."""
+handling and a documented schema. /predict and /predict_heatmap are public, as the Home page is: visitors
+share its per-address limit and nothing of theirs is stored; signed-in callers (an API token or a sign-in)
+get their results in History. /history and /flag need a sign-in."""
 from __future__ import annotations
 
 import gradio as gr
