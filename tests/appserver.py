@@ -83,16 +83,16 @@ def gradio_client(url: str, auth: tuple[str, str] | None = None, token: str | No
 
 
 def call_event(http: httpx.Client, api_name: str, data: list, headers: dict | None = None,
-               session: str | None = None) -> tuple[bool, object]:
+               session: str | None = None, event_data: dict | None = None) -> tuple[bool, object]:
     """Run one event by its api_name (UI-only ones too) as `http`'s browser would. Events of one page
-    load share `session` (gr.State lives there).
+    load share `session` (gr.State lives there); `event_data` is what a select event sends (e.g. the index).
 
     Returns (True, output data) or (False, the error message shown to the user)."""
     config = http.get("/config").json()
     dependency = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
     session = session or uuid.uuid4().hex[:11]
     join = http.post("/gradio_api/queue/join", headers=headers or {}, json={
-        "data": data, "event_data": None, "fn_index": dependency["id"],
+        "data": data, "event_data": event_data, "fn_index": dependency["id"],
         "trigger_id": dependency["targets"][0][0], "session_hash": session})
     if join.status_code != 200:
         return False, f"HTTP {join.status_code}: {join.text}"

@@ -55,6 +55,14 @@ def test_a_wrong_password_is_refused(server):
         gradio_client(server[0], (USER[0], "wrong-password"))
 
 
+def test_a_browser_with_a_wrong_password_goes_back_to_the_app_with_the_name_kept(server):
+    response = httpx.post(server[0] + "login", data={"username": "Alice Typo", "password": "wrong-password"},
+                          headers={"Accept": "text/html"})
+    assert response.status_code == 303 and response.headers["location"] == "/?signin=wrong"
+    assert "cifake_signin_name=Alice%20Typo" in response.headers["set-cookie"]  # not in the URL
+    assert "wrong-password" not in response.headers["location"] + response.headers["set-cookie"]
+
+
 def test_the_api_needs_a_sign_in(visitor_client):
     with pytest.raises(Exception, match="Please sign in"):
         visitor_client.predict(api_name="/history")
@@ -103,8 +111,9 @@ def test_a_visitor_predicts_with_a_heatmap_and_nothing_is_stored(server, sample_
     picture = upload(visitor, sample_paths["FAKE"][0])
     ok, outputs = call_event(visitor, "analyse", [picture, "Grad-CAM", "predicted class", 0.45])
     assert ok, outputs
-    verdict, scores, explanation, small, large, downloads, record_id = outputs[:7]
-    assert "Confidence" in verdict and small is not None and large is not None and record_id is None
+    card, heatmap, details, small, downloads, record_id = outputs[:6]
+    assert 'class="result-card' in card and "data:image/png;base64," in card and heatmap is not None
+    assert "P(AI-generated)" in details and small is None and record_id is None  # 32x32: one heatmap is enough
     assert len(admin_client.predict(api_name="/history")) == before
 
 
@@ -116,10 +125,13 @@ def _registration(**changes) -> list:
     return list(fields.values())
 
 
-def _registration_call(http: httpx.Client, fields: list):
-    """Open the page (its load puts the form token in the session's state), then submit."""
+def _registration_call(http: httpx.Client, fields: list) -> tuple[bool, str]:
+    """Open the page (its load puts the form token in the session's state), then submit.
+    -> (account created?, everything the form says: the result line and each field's error line)."""
     assert call_event(http, "registration_token", [], session="page-1")[0]
-    return call_event(http, "register", fields + [None], session="page-1")
+    ok, outputs = call_event(http, "register", fields + [None], session="page-1")
+    assert ok, outputs  # refusals are shown beside the fields, never as an error toast
+    return "created" in outputs[0], " ".join(o for o in outputs if o)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -143,8 +155,8 @@ def test_registration_checks_each_field_with_a_clear_message(server, changes, me
 def test_registration_creates_a_user_who_signs_in_with_the_e_mail(server):
     http = httpx.Client(base_url=server[0], timeout=60)
     http.get("/")
-    ok, outputs = _registration_call(http, _registration())
-    assert ok and "created" in outputs[0]
+    created, said = _registration_call(http, _registration())
+    assert created and "signing you in" in said
     client = gradio_client(server[0], ("newbie@example.org", "river-stone-lamp-7"))
     with pytest.raises(Exception, match="Only administrators"):
         client.predict(api_name="/admin_users")

@@ -294,7 +294,10 @@ def test_profile_pictures_and_stored_inputs_only_for_owner_and_admins(server, sa
 def _register(http: httpx.Client, username: str, password: str, email: str, headers: dict | None = None):
     fields = [username, "Reg Test", email, "", None, "", None, password, password]
     call_event(http, "registration_token", [], session="reg", headers=headers)
-    return call_event(http, "register", fields + [None], session="reg", headers=headers)
+    ok, outputs = call_event(http, "register", fields + [None], session="reg", headers=headers)
+    if not ok:  # e.g. refused before the handler ran
+        return False, outputs
+    return "created" in outputs[0], " ".join(o for o in outputs if o)
 
 
 def test_a_cross_site_post_is_refused(server):
@@ -307,9 +310,9 @@ def test_a_cross_site_post_is_refused(server):
 
 def test_registration_without_the_form_token_is_refused(server):
     http = httpx.Client(base_url=server[0], timeout=60)  # never loaded the page: no CSRF cookie
-    ok, message = call_event(http, "register", ["csrf-victim", "X", "x@example.org", "", None, "", None,
+    ok, outputs = call_event(http, "register", ["csrf-victim", "X", "x@example.org", "", None, "", None,
                                                 "long-password-99", "long-password-99", None])
-    assert not ok and "came from another site" in message
+    assert ok and "came from another site" in outputs[0]
 
 
 @pytest.mark.parametrize("username, password, message", [
@@ -506,13 +509,15 @@ def test_cache_folders_and_symlinks_planted_in_the_cache_are_refused(server, sam
         assert not ok and REFUSED_UPLOAD in message, (path, message)
 
 
-def test_the_home_examples_still_work(server):
+def test_the_home_examples_run_by_index_and_only_the_committed_ones(server):
     visitor = _visitor(server[0])
-    ok, example = call_event(visitor, "load_example", [0], session="examples")
-    assert ok
-    ok, outputs = call_event(visitor, "analyse", [example[0]["value"], "Grad-CAM", "predicted class", 0.45],
-                             session="examples")
+    ok, outputs = call_event(visitor, "analyse_example", ["Grad-CAM", "predicted class", 0.45],
+                             event_data={"index": 0, "value": None})
     assert ok and "model v" in outputs[0]
+    for index in (-1, 8, 10**6, "../../etc/passwd", None):
+        ok, message = call_event(visitor, "analyse_example", ["Grad-CAM", "predicted class", 0.45],
+                                 event_data={"index": index, "value": None})
+        assert not ok and "Pick one of the examples" in message, (index, message)
 
 
 def _inputs_with_a_named_file(config: dict, dependency: dict, path: str) -> list | None:
@@ -665,7 +670,7 @@ def test_case_twins_registering_at_the_same_moment_make_one_account(server):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(ok for ok, _ in results) == 1, results
+    assert sum(ok and "created" in outputs[0] for ok, outputs in results) == 1, results
     rows = sqlite3.connect(server[1] / "cifake.sqlite3").execute(
         "select count(*) from users where lower(username) = 'racey'").fetchone()
     assert rows == (1,)

@@ -73,6 +73,7 @@ class TrainConfig:
     cifake_per_epoch: int = 0  # >0: CIFAKE pictures drawn afresh per epoch (a replay stage); 0 = all
     generator_jpeg: int = 0  # >0: extra FAKE pictures re-encoded at this JPEG quality, as CIFAKE's are
     select: str = "best"  # "best": best validation accuracy (raw or EMA); "last": the final weights (EMA if on)
+    warmup_epochs: float = 0.0  # >0: the learning rate rises linearly from 0 over this many epochs, then the cosine
 
 
 RECIPES = {
@@ -94,6 +95,10 @@ RECIPES["v2-distill"] = dict(RECIPES["v2"], teachers=("exported",), distill=0.5)
 RECIPES["v3"] = dict(RECIPES["v2"], init="exported", epochs=3, patience=3, learning_rate=3e-4, ema_decay=0.998,
                      redelivery_preset="v3", p_clean=0.5, generators="default", generator_repeats=12,
                      generator_jpeg=75, cifake_per_epoch=20000, select="last")
+# The transformer member (issue 22): the hybrid network with v2's data and re-delivery, a lower peak rate
+# after a one-epoch warm-up (attention trained from scratch), 10 epochs to fit one session on this CPU.
+RECIPES["hybrid"] = dict(RECIPES["v2"], model="hybrid", epochs=10, patience=10, learning_rate=1e-3,
+                         warmup_epochs=1.0)
 RECIPES["anchor-redeliver"] = dict(RECIPES["anchor"], init="runs/anchor/best.keras", epochs=3, patience=3,
                                    learning_rate=2e-4, redelivery=True, redelivery_preset="light", p_clean=0.5,
                                    ema_decay=0.999)
@@ -148,6 +153,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
                         help="CIFAKE pictures drawn afresh each epoch (0 = all)")
     parser.add_argument("--select", choices=("best", "last"), default="best",
                         help="which weights become best.keras: best CIFAKE validation accuracy, or the last epoch's")
+    parser.add_argument("--warmup-epochs", type=float, default=TrainConfig.warmup_epochs,
+                        help="linear learning-rate warm-up before the cosine, in epochs")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from last.keras")
     args = parser.parse_args(argv)
     values = dict(
@@ -158,7 +165,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         ema_decay=args.ema_decay, data=args.data, run_dir=args.run_dir, teachers=tuple(args.teachers),
         distill=args.distill, init=args.init, generators=args.generators, holdout_fold=args.holdout_fold,
         n_folds=args.n_folds, generator_repeats=args.generator_repeats, cifake_per_epoch=args.cifake_per_epoch,
-        select=args.select, generator_jpeg=args.generator_jpeg,
+        select=args.select, generator_jpeg=args.generator_jpeg, warmup_epochs=args.warmup_epochs,
     )
     if args.recipe:
         explicit = _explicit_dests(parser, argv)
@@ -224,9 +231,14 @@ def _ema_callback(ema: WeightEMA):
 def _cosine(config: TrainConfig, steps_per_epoch: int):
     import keras
 
-    return keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=config.min_lr_ratio
-    )
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    if warmup <= 0:
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=config.min_lr_ratio
+        )
+    return keras.optimizers.schedules.CosineDecay(  # attention blocks trained from scratch need the warm-up
+        0.0, decay_steps=max(1, config.epochs * steps_per_epoch - warmup), alpha=config.min_lr_ratio,
+        warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
 def make_model(config: TrainConfig, steps_per_epoch: int):

@@ -22,8 +22,9 @@ from webapp.auth import CSRF_COOKIE, SESSION_COOKIE, LoginRefused
 from webapp.bodylimit import BodyLimitMiddleware, BodyLimits
 from webapp.context import AppContext
 from webapp.mail import send_mail
-from webapp.pages.signin import signin_form_html
-from webapp.store import AccountError
+from webapp.pages.signin import SIGNIN_NAME_COOKIE, signin_form_html
+from webapp.store import PASSWORD_RULE, AccountError
+from webapp.style import APP_CSS, FORM_CSS
 from webapp.uploads import keep_cache_under
 
 log = logging.getLogger("cifake.server")
@@ -113,9 +114,8 @@ def _cookie(name: str, value: str, https: bool, max_age: int | None, same_site: 
 def html_page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)} · CIFAKE detector</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}
-input{{width:100%;padding:.4rem;margin:.2rem 0 .8rem}}button{{padding:.5rem 1.2rem}}
-.cifake-error{{color:#b00020}}</style></head><body><p><a href="/">← CIFAKE detector</a></p>{body}</body></html>""",
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#111827}}
+{FORM_CSS}</style></head><body><p><a href="/">← CIFAKE detector</a></p>{body}</body></html>""",
                         status_code=status)
 
 
@@ -134,7 +134,7 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
 
     @app.get("/login")
     def login_page(request: Request):
-        return html_page("Sign in", signin_form_html(ctx.smtp_enabled))
+        return html_page("Sign in", signin_form_html(ctx.smtp_enabled, in_app=False))
 
     @app.post("/login")
     async def login(request: Request):
@@ -145,9 +145,10 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
             username = await anyio.to_thread.run_sync(auth.sign_in, name, password, address(request),
                                                       limiter=hash_slots)
         except LoginRefused as err:
-            return await _login_failed(request, str(err), 429, {"Retry-After": str(int(err.retry_after) + 1)})
+            return await _login_failed(request, str(err), 429, {"Retry-After": str(int(err.retry_after) + 1)},
+                                       "limited", name)
         if username is None:
-            return await _login_failed(request, "Wrong user name, e-mail or password.", 401)
+            return await _login_failed(request, "Wrong user name, e-mail or password.", 401, None, "wrong", name)
         token = auth.sign(store.create_session(username, address(request)))
         response = RedirectResponse("/", status_code=303) if _wants_html(request) else \
             JSONResponse({"success": True, "username": username})
@@ -155,10 +156,16 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
                                                                                      settings.trust_proxy), None))
         return response
 
-    async def _login_failed(request: Request, message: str, status: int, headers: dict | None = None):
+    async def _login_failed(request: Request, message: str, status: int, headers: dict | None, refusal: str,
+                            name: str):
+        """Browsers go back to the app, which opens Sign in with the message and the name they typed;
+        API clients get the status and the message."""
         await anyio.sleep(FAILED_SIGN_IN_DELAY)  # costs the event loop nothing; each flooding client waits
         if _wants_html(request):
-            response = html_page("Sign in", signin_form_html(ctx.smtp_enabled, message), status)
+            # the typed name travels in a short-lived cookie, not the URL (it may be a mistyped password)
+            response = RedirectResponse(f"/?signin={refusal}", status_code=303)
+            response.headers.append("set-cookie", _cookie(SIGNIN_NAME_COOKIE, quote(name), is_https(
+                request.scope, settings.trust_proxy), 120))
         else:
             response = JSONResponse({"success": False, "detail": message}, status_code=status)
         response.headers.update(headers or {})
@@ -260,7 +267,7 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
     folder = ctx.service.folder
     # CVE-2026-134825 (Gradio 6.27-6.31): auth bypass through a forged Host header when SSR is on.
     # SSR stays off until a fixed Gradio is available (6.31.0 is the newest here).
-    app = gr.mount_gradio_app(app, demo, path="/", ssr_mode=False, show_error=True,
+    app = gr.mount_gradio_app(app, demo, path="/", ssr_mode=False, show_error=True, css=APP_CSS,
                               max_file_size=f"{settings.max_file_mb}mb", allowed_paths=[],
                               blocked_paths=[str(folder)], footer_links=["api"],
                               mcp_server=_mcp_available())
@@ -299,17 +306,18 @@ def _send_reset_link(ctx: AppContext, name_or_email: str) -> None:
 
 def _forgot_form(error: str = "") -> str:
     message = f'<p class="cifake-error" role="alert">{html.escape(error)}</p>' if error else ""
-    return f"""<h2>Forgot your password?</h2>{message}<form method="post" action="/forgot">
-<label>User name or e-mail<br><input name="username" required></label><br>
+    return f"""<h2>Forgot your password?</h2>{message}<form method="post" action="/forgot" class="cifake-form">
+<label>User name or e-mail<input name="username" required></label>
 <button type="submit">Send me a reset link</button></form>"""
 
 
 def _reset_form(token: str, error: str = "") -> str:
     message = f'<p class="cifake-error" role="alert">{html.escape(error)}</p>' if error else ""
-    return f"""<h2>Choose a new password</h2>{message}<form method="post" action="/reset">
+    return f"""<h2>Choose a new password</h2>{message}<form method="post" action="/reset" class="cifake-form">
+<p class="cifake-hint">{PASSWORD_RULE}</p>
 <input type="hidden" name="token" value="{html.escape(token)}">
-<label>New password<br><input name="password" type="password" autocomplete="new-password" required></label><br>
-<label>Repeat it<br><input name="repeat" type="password" autocomplete="new-password" required></label><br>
+<label>New password<input name="password" type="password" autocomplete="new-password" required></label>
+<label>Repeat it<input name="repeat" type="password" autocomplete="new-password" required></label>
 <button type="submit">Set the new password</button></form>"""
 
 

@@ -158,6 +158,10 @@ abcdefghij abcd123456 abc1234567 aaaaaaaaaa qazwsxedcrfv 123qweasdzxc passwordpa
 """.split())
 
 
+PASSWORD_RULE = (f"At least {MIN_PASSWORD} characters with at least 4 different ones; not your user name and not "
+                 "a common password.")
+
+
 def password_problem(password: str, username: str = "") -> str | None:
     """Why `password` is too weak for `username` (a sentence to show), or None when it is fine."""
     if len(password) < MIN_PASSWORD:

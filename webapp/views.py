@@ -31,3 +31,86 @@ def bands_markdown(metadata: dict) -> str:
         error = "—" if row["error_rate"] is None else f"{row['error_rate'] * 100:.1f} %"
         lines.append(f"| {band} | {rules[band]} | {row['share'] * 100:.1f} % | {error} |")
     return "\n".join(lines)
+
+
+# -- the Home page's result card (issue 25: one verdict, one confidence that agrees with it) ------------------
+HEADLINES = {("FAKE", "confident"): "AI-generated", ("FAKE", "leaning"): "Probably AI-generated",
+             ("REAL", "confident"): "Real photograph", ("REAL", "leaning"): "Probably a real photograph"}
+SENTENCES = {
+    "confident": "The model is confident about this picture (About says how often such verdicts were right).",
+    "leaning": "The model leans this way but is not sure: treat it as a hint, not a verdict.",
+}
+CARD_PICTURE_PX = 192  # the uploaded picture's longer side on the card
+
+
+def _picture_data_uri(image, size: int = CARD_PICTURE_PX) -> str:
+    """The picture as an inline PNG, shrunk (or, for tiny inputs, enlarged without smoothing) to `size`."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    picture = image.convert("RGB")
+    scale = size / max(picture.size)
+    target = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    picture = picture.resize(target, Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def verdict_parts(prediction) -> tuple[str, str, str]:
+    """(headline, confidence or the reason there is none, one plain sentence) for a Prediction.
+
+    Only confident and leaning verdicts carry a percentage, and it is the probability of the class the
+    headline names; an uncertain one says why instead (a high percentage under "Uncertain" reads as a
+    contradiction)."""
+    p = prediction
+    if p.band != "uncertain":
+        return (HEADLINES[(p.label, p.band)], f"Confidence {p.confidence * 100:.0f} %", SENTENCES[p.band])
+    lean = "AI-generated" if p.likely_label == "FAKE" else "a real photograph"
+    if p.out_of_domain:
+        return ("Uncertain", "This picture is unlike the pictures the model learned from",
+                f"Its score is not reliable here (it would lean {lean}); the model was trained on tiny 32×32 "
+                "photos and Stable Diffusion pictures.")
+    return ("Uncertain", "The evidence points both ways",
+            f"The model gives it about even odds (P(AI-generated) {p.p_fake * 100:.0f} %); it leans {lean}.")
+
+
+def result_card_html(analysis) -> str:
+    """The verdict card: the uploaded picture, one coloured headline, its confidence (or the reason there
+    is none) and one sentence. Everything else goes to `details_markdown`."""
+    import html
+
+    p = analysis.prediction
+    headline, confidence, sentence = verdict_parts(p)
+    tone = {"FAKE": "fake", "REAL": "real"}.get(p.label, "uncertain")
+    return (f'<div class="result-card tone-{tone}" data-label="{p.label}" data-band="{p.band}">'
+            f'<img class="result-picture" src="{_picture_data_uri(analysis.original)}" '
+            f'alt="Your picture: {html.escape(analysis.name)}">'
+            f'<div class="result-text"><div class="verdict-label">{html.escape(headline)}</div>'
+            f'<div class="verdict-confidence">{html.escape(confidence)}</div>'
+            f'<p class="verdict-sentence">{html.escape(sentence)}</p>'
+            f'<p class="verdict-file">{html.escape(analysis.name)} · {analysis.original_size[0]}×'
+            f'{analysis.original_size[1]} px · model v{analysis.model_version}</p></div></div>')
+
+
+def details_markdown(analysis) -> str:
+    """What the card leaves out: the numbers behind the verdict, the heatmap's method and check, and the
+    full explanation."""
+    p, heat = analysis.prediction, analysis.heatmap
+    rows = [("P(AI-generated), calibrated", f"{p.p_fake * 100:.1f} %"),
+            ("Band", f"{p.band} (About explains the bands)"),
+            ("Out-of-domain score", "—" if p.ood_score is None else
+             f"{p.ood_score:.1f}" + (" (outside the training domain)" if p.out_of_domain else " (within the domain)"))]
+    if heat is not None:
+        check = heat.faithfulness
+        rows += [("Heatmap", f"{heat.method}, explaining '{VERDICT_WORDS[heat.explained]}'"),
+                 ("Deletion check", f"blurring the most highlighted {check['share_removed'] * 100:.0f} % of pixels "
+                                    f"moves P by {check['drop_most_relevant'] * 100:+.1f} points, the least "
+                                    f"{check['drop_least_relevant'] * 100:+.1f}")]
+    table = "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    return f"{table}\n\n{analysis.explanation.text}"
+
+
+VERDICT_WORDS = {"FAKE": "AI-generated", "REAL": "real photograph"}

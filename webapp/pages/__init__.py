@@ -15,6 +15,8 @@ class Page:
     tab: gr.Tab
     audience: str
     loaders: list[tuple[Callable, list]] = field(default_factory=list)  # (handler, outputs) on open
+    # (handler, outputs) when the app loads; the handler returns (its outputs..., open this tab?)
+    on_app_load: tuple[Callable, list] | None = None
 
     def visible_for(self, role: str | None) -> bool:
         """role: None (visitor), "user" or "admin"."""

@@ -13,28 +13,61 @@ from webapp.auth import CSRF_COOKIE
 from webapp.context import IMAGE_TYPES, AppContext, file_path
 from webapp.pages import Page
 from webapp.pages.profile import save_profile_picture
-from webapp.store import MIN_PASSWORD, AccountError
+from webapp.store import PASSWORD_RULE, AccountError, password_problem
 
 MOBILE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{5,19}$")
 
 
-def registration_problem(username, full_name, email, mobile, age, address, password, repeat) -> str | None:
-    """The first problem with a registration form, as a sentence; None when it is complete."""
+FIELDS = ("username", "full_name", "email", "mobile", "age", "password", "repeat")  # each has an error line
+# the store's refusals, by the field they concern (its messages name it)
+STORE_FIELDS = (("e-mail", "email"), ("user name", "username"), ("password", "password"), ("age", "age"))
+SIGN_IN_AFTER_REGISTERING = """async (result, username, password) => {
+  if (!result || !result.includes("created")) return;
+  const body = new URLSearchParams({username: username, password: password});
+  const answer = await fetch("/login", {method: "POST", body: body, credentials: "same-origin",
+                                        headers: {"Accept": "application/json"}});
+  if (answer.ok) window.location.assign("/");
+}"""
+
+
+def registration_problems(username, full_name, email, mobile, age, address, password, repeat) -> dict[str, str]:
+    """Every problem with a registration form, by field (FIELDS), as sentences; empty when it is complete.
+    The store checks the rest (names taken, e-mail format) when the account is created."""
+    problems = {}
     if not (username or "").strip():
-        return "Choose a user name."
+        problems["username"] = "Choose a user name."
     if not (full_name or "").strip():
-        return "Enter your full name."
+        problems["full_name"] = "Enter your full name."
     if not (email or "").strip():
-        return "Enter your e-mail address (you can sign in with it)."
+        problems["email"] = "Enter your e-mail address (you can sign in with it)."
     if mobile and not MOBILE_RE.match(mobile.strip()):
-        return f"{mobile!r} does not look like a mobile number (digits, spaces, + - ( ); 6-20 characters)."
-    if age not in (None, "") and not (isinstance(age, (int, float)) and float(age).is_integer() and 0 < age < 150):
-        return f"Age must be a whole number between 1 and 149; got {age!r}."
+        problems["mobile"] = f"{mobile!r} does not look like a mobile number (digits, spaces, + - ( ); 6-20 characters)."
+    if parse_age(age) == -1:
+        problems["age"] = f"Age must be a whole number between 1 and 149; got {age!r}."
     if not password:
-        return "Choose a password."
-    if password != repeat:
-        return "The two passwords differ."
-    return None
+        problems["password"] = "Choose a password."
+    elif (weak := password_problem(password, username or "")) is not None:
+        problems["password"] = weak
+    if password and password != repeat:
+        problems["repeat"] = "The two passwords differ."
+    return problems
+
+
+def parse_age(age) -> int | None:
+    """The form's age (text or number) -> int, None when left empty, -1 when it is no age."""
+    if age is None or (isinstance(age, str) and not age.strip()):
+        return None
+    try:
+        value = float(str(age).strip())
+    except ValueError:
+        return -1
+    return int(value) if value.is_integer() and 0 < value < 150 else -1
+
+
+def field_of(store_message: str) -> str:
+    """The form field a store refusal concerns ("" if none)."""
+    lowered = store_message.lower()
+    return next((field for words, field in STORE_FIELDS if words in lowered), "")
 
 
 def build(ctx: AppContext) -> Page:
@@ -46,28 +79,37 @@ def build(ctx: AppContext) -> Page:
 
     def register(username, full_name, email, mobile, age, address, picture, password, repeat, csrf,
                  request: gr.Request):
+        """-> (result, one error line per field in FIELDS): every problem at once, each beside its field."""
+        def answer(result: str = "", problems: dict | None = None):
+            problems = problems or {}
+            return (result, *(f"⚠ {problems[f]}" if f in problems else "" for f in FIELDS))
+
         if not ctx.settings.allow_signup:
-            raise gr.Error("Registration is closed here; an administrator creates accounts.")
+            return answer("Registration is closed here; an administrator creates accounts.")
         if not ctx.auth.csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
-            raise gr.Error("This form has expired or came from another site; reload the page and try again.")
-        problem = registration_problem(username, full_name, email, mobile, age, address, password, repeat)
-        if problem:
-            raise gr.Error(problem, title="Please check the form")
+            return answer("This form has expired or came from another site; reload the page and try again.")
+        problems = registration_problems(username, full_name, email, mobile, age, address, password, repeat)
+        if problems:
+            return answer("Please fix the fields marked ⚠.", problems)
         # every try counts, refused ones too: "is taken" must not answer an unlimited list of names
-        ctx.check_rate(ctx.register_limit, request, "new accounts")
+        try:
+            ctx.check_rate(ctx.register_limit, request, "new accounts")
+        except gr.Error as err:
+            return answer(f"⚠ {err.message}")
         try:
             user = ctx.service.store.create_user(username, password, "user", full_name=full_name, email=email,
-                                                 mobile=mobile, age=None if age in (None, "") else int(age),
+                                                 mobile=mobile, age=parse_age(age),
                                                  address=address)
         except AccountError as err:
-            raise gr.Error(str(err), title="Please check the form") from None
+            field = field_of(str(err))
+            return answer(f"⚠ {err}" if not field else "Please fix the fields marked ⚠.",
+                          {field: str(err)} if field else None)
         if file_path(picture):
             try:
                 save_profile_picture(ctx, user.username, file_path(picture))
             except gr.Error:
                 pass  # the account stands; the picture can be added under Profile
-        return (f"Account **{user.username}** created. Open **Sign in** and use your user name or e-mail.",
-                "", "")
+        return answer(f"Account **{user.username}** created — signing you in…")
 
     with gr.Tab("Register", id="register") as tab:
         if not ctx.settings.allow_signup:
@@ -76,23 +118,37 @@ def build(ctx: AppContext) -> Page:
         gr.Markdown("### Create an account\nSigned-in users get Batch, History, Profile and can flag verdicts.")
         note = gr.Markdown()
         with gr.Column() as form:
-            with gr.Row():
-                username = gr.Textbox(label="User name (3-40: letters, digits, _ . -)", elem_id="reg-username")
-                full_name = gr.Textbox(label="Full name", elem_id="reg-fullname")
-                email = gr.Textbox(label="E-mail", elem_id="reg-email")
-            with gr.Row():
-                mobile = gr.Textbox(label="Mobile number", elem_id="reg-mobile")
-                age = gr.Number(label="Age", precision=0, elem_id="reg-age")
-                address = gr.Textbox(label="Address", elem_id="reg-address")
+            def field(component):
+                """A form field with its error line right under it."""
+                with gr.Column(min_width=220):
+                    component.render()
+                    error = gr.Markdown(elem_classes="field-error", elem_id=f"{component.elem_id}-error")
+                return component, error
+
+            with gr.Row(elem_classes="cifake-columns"):
+                username, username_error = field(gr.Textbox(label="User name (3-40: letters, digits, _ . -)",
+                                                            elem_id="reg-username", render=False))
+                full_name, full_name_error = field(gr.Textbox(label="Full name", elem_id="reg-fullname",
+                                                              render=False))
+                email, email_error = field(gr.Textbox(label="E-mail", elem_id="reg-email", render=False))
+            with gr.Row(elem_classes="cifake-columns"):
+                mobile, mobile_error = field(gr.Textbox(label="Mobile number (optional)", elem_id="reg-mobile",
+                                                        render=False))
+                age, age_error = field(gr.Textbox(label="Age (optional)", elem_id="reg-age", render=False))
+                with gr.Column(min_width=220):
+                    address = gr.Textbox(label="Address (optional)", elem_id="reg-address")
             picture = gr.File(label="Profile picture (optional)", file_types=IMAGE_TYPES, type="filepath",
-                              elem_id="reg-picture")
-            with gr.Row():
-                password = gr.Textbox(label=f"Password (≥ {MIN_PASSWORD} characters, not common)", type="password",
-                                      elem_id="reg-password")
-                repeat = gr.Textbox(label="Repeat the password", type="password", elem_id="reg-repeat")
+                              elem_id="reg-picture", height=100)
+            with gr.Row(elem_classes="cifake-columns"):
+                password, password_error = field(gr.Textbox(label=f"Password — {PASSWORD_RULE}", type="password",
+                                                            elem_id="reg-password", render=False))
+                repeat, repeat_error = field(gr.Textbox(label="Repeat the password", type="password",
+                                                        elem_id="reg-repeat", render=False))
             create = gr.Button("Register", variant="primary", elem_id="reg-submit")
             result = gr.Markdown(elem_id="reg-result")
         csrf = gr.State("")
+        errors = [username_error, full_name_error, email_error, mobile_error, age_error, password_error, repeat_error]
         create.click(register, [username, full_name, email, mobile, age, address, picture, password, repeat, csrf],
-                     [result, password, repeat], api_visibility="private")
+                     [result, *errors], api_visibility="private").then(
+            None, [result, username, password], None, js=SIGN_IN_AFTER_REGISTERING)
     return Page(tab, "visitor", [(registration_token, [csrf, form, note])])
