@@ -77,7 +77,7 @@ class AppContext:
 
     @classmethod
     def create(cls, settings: Settings) -> "AppContext":
-        service = DetectorService(settings.data_dir, settings.database_url)
+        service = DetectorService(settings.data_dir, settings.database_url, ort_threads=settings.ort_threads)
         auth = Auth(service.store, load_secret(service.folder, settings.secret_key or None),
                     idle_seconds=settings.session_idle_minutes * 60, trust_proxy=settings.trust_proxy)
         auth.policy = type(auth.policy)(address_budget=settings.login_address_budget)

@@ -83,7 +83,7 @@ class Analysis:
 
 class DetectorService:
     def __init__(self, data_folder: str | Path | None = None, database_url: str | None = None,
-                 shipped_dir: str | Path = EXPORTED_DIR):
+                 shipped_dir: str | Path = EXPORTED_DIR, ort_threads: int = 1):
         self.store = Store(database_url, data_folder)
         self.folder = self.store.folder
         self.registry = Registry(self.folder / "models", shipped_dir, self.store.engine)
@@ -92,6 +92,7 @@ class DetectorService:
         self._model_lock = threading.Lock()
         self._classifier: Classifier | None = None
         self._classifier_version: int | None = None
+        self.ort_threads = ort_threads  # per run; concurrent requests run side by side, threads never spin
         self._cams: dict[int, object] = {}
         self.retrain_jobs = RetrainJobs(self.folder, self.registry.root)
 
@@ -101,7 +102,8 @@ class DetectorService:
         version = self.registry.active_version()
         with self._model_lock:
             if self._classifier is None or self._classifier_version != version:
-                self._classifier = Classifier(self.registry.version_dir(version))
+                self._classifier = Classifier(self.registry.version_dir(version), threads=self.ort_threads,
+                                              spin=False)
                 self._classifier_version = version
             return self._classifier, version
 

@@ -42,6 +42,9 @@ class Settings:
     zip_max_mb: int = 500  # bytes actually unpacked from one zip
     queue_size: int = 64
     classify_concurrency: int = 4
+    # ONNX Runtime threads per model run. 1: requests run side by side (classify_concurrency of them), and
+    # spinning intra-op threads of concurrent runs starved the event loop on 2 cores (bench/README.md).
+    ort_threads: int = 1
     eval_data: str = str(PROJECT_ROOT.parent / "shared" / "datasets" / "cifake")
     warm_up: bool = True
     space_host: str = ""  # SPACE_HOST on Hugging Face Spaces: the only host allowed to frame the app
@@ -70,6 +73,7 @@ class Settings:
             zip_max_mb=int(env("CIFAKE_ZIP_MAX_MB", "500")),
             queue_size=int(env("CIFAKE_QUEUE_SIZE", "64")),
             classify_concurrency=int(env("CIFAKE_CLASSIFY_CONCURRENCY", "4")),
+            ort_threads=int(env("CIFAKE_ORT_THREADS", "1")),
             eval_data=env("CIFAKE_EVAL_DATA", cls.eval_data), warm_up=env("CIFAKE_WARMUP", "1") != "0",
             space_host=env("SPACE_HOST", ""),
         )
