@@ -324,6 +324,19 @@ def test_every_named_endpoint_allows_its_role_and_refuses_the_one_below(
         assert check(result), f"{endpoint}: {result!r}"
 
 
+def test_admin_actions_match_names_in_any_case_and_a_refusal_keeps_the_table(admin_client):
+    admin_client.predict("Case-Tom", "tom-password-123", "user", api_name="/admin_create_user")
+    message, table = admin_client.predict("case-TOM", api_name="/admin_disable_user")
+    assert message == "Case-Tom disabled."
+    row = next(r for r in table["data"] if r[0] == "Case-Tom")
+    assert row[2] == "disabled" and len(row) == 9  # the whole profile: mobile, age, address, picture too
+    message, table = admin_client.predict("nobody-at-all", api_name="/admin_enable_user")
+    assert message.startswith("⚠") and "no user" in message
+    message, _ = admin_client.predict("case-tom", "short", api_name="/admin_reset_password")
+    assert message.startswith("⚠") and "at least" in message
+    assert admin_client.predict("CASE-tom", api_name="/admin_delete_user")[0] == "Case-Tom deleted."
+
+
 def test_without_smtp_there_is_no_forgot_password_link(server):
     page = httpx.get(server[0] + "login").text
     assert "Forgot password?" not in page and "Ask an administrator" in page

@@ -163,7 +163,16 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     admin_page.locator("#flag-accept").click()
     expect(admin_page.locator("#feedback-table")).to_contain_text("accepted", timeout=120000)
     _tab(admin_page, "Admin · Users")
-    _field(admin_page, "admin-username").fill("carol")
+    expect(admin_page.locator("#users-table")).to_contain_text("2 Browser Lane", timeout=60000)  # whole profile
+    admin_page.locator("#users-table").get_by_text("carol", exact=True).first.click()  # a click selects
+    admin_page.locator("#users-selected").get_by_text("carol").wait_for(timeout=30000)
+    assert _field(admin_page, "admin-username").input_value() == "carol"
+    admin_page.once("dialog", lambda dialog: dialog.dismiss())  # asked first: declined, nothing happens
+    admin_page.locator("#admin-disable").click()
+    admin_page.wait_for_timeout(1500)
+    expect(admin_page.locator("#users-table")).not_to_contain_text("disabled")
+    _field(admin_page, "admin-username").fill("CAROL")  # any case, as at registration
+    admin_page.once("dialog", lambda dialog: dialog.accept())
     admin_page.locator("#admin-disable").click()
     admin_page.locator("#users-msg").get_by_text("carol disabled").wait_for(timeout=30000)
     admin_page.screenshot(path=str(shots / "admin_users.png"), full_page=True)

@@ -268,7 +268,7 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(users).order_by(users.c.id)).mappings().all()
         return [{"username": r["username"], "role": r["role"], "disabled": bool(r["disabled"]),
-                 "full_name": r["full_name"], "email": r["email"]} for r in rows]
+                 **{k: r[k] for k in PROFILE_FIELDS}} for r in rows]
 
     def has_admin(self) -> bool:
         with self.engine.connect() as conn:

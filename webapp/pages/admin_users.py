@@ -1,7 +1,13 @@
-"""Admin · Users: accounts (create, disable, enable, reset password, delete) and contact messages."""
+"""Admin · Users: accounts (create, disable, enable, reset password, delete) and contact messages.
+
+The table shows the whole profile; clicking a row selects that user (name box and picture). Names match in
+any case, as at registration. Delete and Disable ask first in the browser (an API call is its own
+confirmation); a refused action says why under the buttons and leaves the table as it was."""
 from __future__ import annotations
 
 from datetime import datetime
+
+import html
 
 import gradio as gr
 
@@ -9,7 +15,8 @@ from webapp.context import AppContext
 from webapp.pages import Page, admin_loader
 from webapp.store import MIN_PASSWORD, AccountError
 
-USER_HEADERS = ["user", "role", "status", "full name", "e-mail"]
+USER_HEADERS = ["user", "role", "status", "full name", "e-mail", "mobile", "age", "address", "picture"]
+CONFIRM = """(username) => (username && confirm("{verb} the account " + username + "?{detail}")) ? username : null"""
 MESSAGE_HEADERS = ["id", "time", "name", "e-mail", "signed in as", "message"]
 
 
@@ -18,40 +25,63 @@ def build(ctx: AppContext) -> Page:
 
     def admin_users(request: gr.Request):
         ctx.require_admin(request)
-        return [[u["username"], u["role"], "disabled" if u["disabled"] else "active", u["full_name"], u["email"]]
-                for u in store.list_users()]
+        return [[u["username"], u["role"], "disabled" if u["disabled"] else "active", u["full_name"], u["email"],
+                 u["mobile"] or "", u["age"] if u["age"] is not None else "", u["address"] or "",
+                 "yes" if u["picture"] else "—"] for u in store.list_users()]
 
-    def account_action(action, message: str, request: gr.Request):
+    def account_action(username, action, message: str, request: gr.Request):
+        """Run `action(stored name)`; (message, table). A refusal keeps the table (gr.skip) and says why."""
         ctx.require_admin(request)
+        name = store.find_username(username or "") or (username or "").strip()
         try:
-            action()
+            action(name)
         except AccountError as err:
-            raise gr.Error(str(err)) from None
-        return message, admin_users(request)
+            return f"⚠ {err}", gr.skip()
+        return message.format(name=name), admin_users(request)
 
     def admin_create_user(username, password, role, request: gr.Request):
-        return account_action(lambda: store.create_user(username or "", password or "", role),
-                              f"Created {username} ({role}).", request)
+        ctx.require_admin(request)
+        try:
+            store.create_user(username or "", password or "", role)
+        except AccountError as err:
+            return f"⚠ {err}", gr.skip()
+        return f"Created {username} ({role}).", admin_users(request)
 
     def admin_disable_user(username, request: gr.Request):
         """Disable an account: its sessions and API tokens stop working at once."""
         admin = ctx.require_admin(request)
-        if (username or "").strip() == admin.username:
-            raise gr.Error("You cannot disable your own account.")
-        return account_action(lambda: store.set_disabled(username or "", True), f"{username} disabled.", request)
+        if username is None:  # the browser's confirmation was declined
+            return gr.skip(), gr.skip()
+        if (store.find_username(username) or "") == admin.username:
+            return "⚠ You cannot disable your own account.", gr.skip()
+        return account_action(username, lambda n: store.set_disabled(n, True), "{name} disabled.", request)
 
     def admin_enable_user(username, request: gr.Request):
-        return account_action(lambda: store.set_disabled(username or "", False), f"{username} enabled.", request)
+        return account_action(username, lambda n: store.set_disabled(n, False), "{name} enabled.", request)
 
     def admin_reset_password(username, password, request: gr.Request):
-        return account_action(lambda: store.set_password(username or "", password or ""),
-                              f"Password of {username} reset; their sessions ended.", request)
+        return account_action(username, lambda n: store.set_password(n, password or ""),
+                              "Password of {name} reset; their sessions ended.", request)
 
     def admin_delete_user(username, request: gr.Request):
         admin = ctx.require_admin(request)
-        if (username or "").strip() == admin.username:
-            raise gr.Error("You cannot delete your own account.")
-        return account_action(lambda: store.delete_user(username or ""), f"{username} deleted.", request)
+        if username is None:  # the browser's confirmation was declined
+            return gr.skip(), gr.skip()
+        if (store.find_username(username) or "") == admin.username:
+            return "⚠ You cannot delete your own account.", gr.skip()
+        return account_action(username, store.delete_user, "{name} deleted.", request)
+
+    def select_user(table, evt: gr.SelectData, request: gr.Request):
+        """A click on a row: that user's name in the box, their picture beside it."""
+        ctx.require_admin(request)
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else None
+        rows = table.values.tolist() if hasattr(table, "values") else (table or [])
+        if row is None or not 0 <= row < len(rows):
+            return gr.skip(), gr.skip()
+        name = str(rows[row][0])
+        picture = (f'<img src="/media/profile/{html.escape(name)}" alt="{html.escape(name)}" class="admin-picture">'
+                   if rows[row][-1] == "yes" else "")
+        return name, f"<p>Selected: <b>{html.escape(name)}</b></p>{picture}"
 
     def admin_messages(request: gr.Request):
         ctx.require_admin(request)
@@ -64,7 +94,7 @@ def build(ctx: AppContext) -> Page:
     with gr.Tab("Admin · Users", id="admin-users") as tab:
         users = gr.Dataframe(headers=USER_HEADERS, interactive=False, elem_id="users-table")
         with gr.Row():
-            username = gr.Textbox(label="User name", elem_id="admin-username")
+            username = gr.Textbox(label="User name (or click a row)", elem_id="admin-username")
             password = gr.Textbox(label=f"Password (≥ {MIN_PASSWORD} characters)", type="password")
             role = gr.Radio(["user", "admin"], value="user", label="Role")
         with gr.Row():
@@ -74,14 +104,18 @@ def build(ctx: AppContext) -> Page:
             reset = gr.Button("Reset password to the one above")
             delete = gr.Button("Delete user", variant="stop")
         message = gr.Markdown(elem_id="users-msg")
+        selected = gr.HTML(elem_id="users-selected")
         gr.Markdown("### Messages from the Contact page")
         messages = gr.Dataframe(headers=MESSAGE_HEADERS, interactive=False, wrap=True, elem_id="messages-table")
         refresh = gr.Button("Refresh", size="sm")
         refresh.click(admin_users, None, users, api_name="admin_users")
         refresh.click(admin_messages, None, messages, api_name="admin_messages")
         create.click(admin_create_user, [username, password, role], [message, users], api_name="admin_create_user")
-        disable.click(admin_disable_user, username, [message, users], api_name="admin_disable_user")
+        users.select(select_user, users, [username, selected], api_visibility="private")
+        disable.click(admin_disable_user, username, [message, users], api_name="admin_disable_user",
+                      js=CONFIRM.format(verb="Disable", detail=" Their sessions and API tokens stop at once."))
         enable.click(admin_enable_user, username, [message, users], api_name="admin_enable_user")
         reset.click(admin_reset_password, [username, password], [message, users], api_name="admin_reset_password")
-        delete.click(admin_delete_user, username, [message, users], api_name="admin_delete_user")
+        delete.click(admin_delete_user, username, [message, users], api_name="admin_delete_user",
+                     js=CONFIRM.format(verb="Delete", detail=" Their history and pictures go too; this cannot be undone."))
     return Page(tab, "admin", [(admin_loader(ctx, open_page, 2), [users, messages])])
