@@ -152,6 +152,12 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     _tab(user_page, "Home")
     user_page.locator("#say-real").click()
     user_page.locator("#feedback-msg").get_by_text("Thanks").wait_for(timeout=30000)
+    _tab(user_page, "History")  # the flag's status, confidences in %, a click reopens the result
+    expect(user_page.locator("#history-table")).to_contain_text("waiting for review", timeout=120000)
+    expect(user_page.locator("#history-table")).to_contain_text(" %")
+    user_page.locator("#history-table").get_by_text(sample_paths["FAKE"][1].name).locator("visible=true").first.click()
+    user_page.locator("#history-reopened .verdict-label").wait_for(timeout=30000)
+    assert user_page.locator("#history-reopened img").evaluate("img => img.naturalWidth") == 32
 
     # the admin signs in, sees the flag, accepts it by clicking, and disables the user
     admin_page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()

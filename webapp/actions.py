@@ -40,6 +40,15 @@ def analyse_upload(ctx: AppContext, file_value, request: gr.Request, source: str
     yield from steps
 
 
+HISTORY_API_FIELDS = ("id", "created_at", "username", "file_name", "label", "p_fake", "confidence", "band",
+                      "model_version", "source")
+
+
+def history_records(ctx: AppContext, user) -> list[dict]:
+    """The user's predictions, newest first (admins: everyone's) — the History page and `/history`."""
+    return ctx.service.store.history(None if user.is_admin else user.username)
+
+
 def write_report(ctx: AppContext, analysis: Analysis) -> str:
     """The analysis as a downloadable JSON file; its path."""
     return ctx.temp.write(json.dumps(analysis.to_dict(), indent=2).encode(), ".json", "cifake-result-")

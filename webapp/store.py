@@ -571,6 +571,15 @@ class Store:
                 claimed_label=claimed_label, kind=kind, status=status, image_path=image_path, created_at=time.time()))
         return int(result.inserted_primary_key[0])
 
+    def feedback_for_predictions(self, prediction_ids: list[int]) -> dict[int, dict]:
+        """prediction id -> its latest feedback (claimed_label, kind, status), for the ids that have one."""
+        if not prediction_ids:
+            return {}
+        query = sa.select(feedback.c.prediction_id, feedback.c.claimed_label, feedback.c.kind, feedback.c.status) \
+            .where(feedback.c.prediction_id.in_(prediction_ids)).order_by(feedback.c.id)
+        with self.engine.connect() as conn:
+            return {r["prediction_id"]: dict(r) for r in conn.execute(query).mappings().all()}
+
     def list_feedback(self, status: str | None = None) -> list[dict]:
         query = sa.select(feedback).order_by(feedback.c.id)
         if status:

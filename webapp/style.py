@@ -33,6 +33,9 @@ APP_CSS = FORM_CSS + """
 .verdict-sentence { margin: .5rem 0 .2rem; }
 .verdict-file { color: #6b7280; font-size: .85rem; margin: 0; overflow-wrap: anywhere; }
 #whoami a, #whoami button { margin-left: .5rem; }
+.history-gallery { display: flex; flex-wrap: wrap; gap: .6rem; }
+.history-item { margin: 0; width: 96px; text-align: center; font-size: .75rem; overflow-wrap: anywhere; }
+.history-item img { width: 96px; height: 96px; border-radius: 6px; image-rendering: pixelated; }
 .admin-picture { max-height: 128px; border-radius: 8px; }
 /* the examples' grid: Gradio sizes its columns in fixed pixels, which pushed phones sideways */
 #examples .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from webapp.actions import analyse_upload, flag_prediction, write_report
+from webapp.actions import HISTORY_API_FIELDS, analyse_upload, flag_prediction, history_records, write_report
 from webapp.context import AppContext
-from webapp.pages.history import API_FIELDS, history_records  # still a page import: moves when history.py is reworked
 from webapp.service import CAM_METHODS, HeatmapRequest
 
 
@@ -43,7 +42,7 @@ def build(ctx: AppContext) -> None:
     def api_history(request: gr.Request) -> list[dict]:
         """The caller's prediction history, newest first (admins: everyone's)."""
         user = ctx.require_user(request)
-        return [{k: r[k] for k in API_FIELDS} for r in history_records(ctx, user)]
+        return [{k: r[k] for k in HISTORY_API_FIELDS} for r in history_records(ctx, user)]
 
     def api_flag(record_id, label: str, request: gr.Request) -> str:
         """Say what a picture in your history really is: label "REAL" or "FAKE" (by history id)."""

@@ -1,4 +1,7 @@
-"""History: the user's predictions (admins: everyone's), newest first, shown as soon as the tab opens."""
+"""History: the user's predictions (admins: everyone's), newest first, shown as soon as the tab opens.
+
+Captioned thumbnails of the recent ones, a table with confidences in % and each flag's status, and a
+click on a row reopens that result (the stored 32×32 input, served by /media with an owner check)."""
 from __future__ import annotations
 
 import html
@@ -8,26 +11,43 @@ from datetime import datetime
 import gradio as gr
 
 from inference.csvsafe import write_rows
+from webapp.actions import history_records
 from webapp.context import VERDICT_TEXT, AppContext
 from webapp.pages import Page
 
-HEADER = ["id", "time", "user", "file", "verdict", "confidence", "band", "model", "via"]
-API_FIELDS = ("id", "created_at", "username", "file_name", "label", "p_fake", "confidence", "band",
-              "model_version", "source")
+HEADER = ["id", "time", "user", "file", "verdict", "confidence", "band", "your flag", "model", "via"]
+FLAG_TEXT = {"pending": "waiting for review", "accepted": "accepted", "rejected": "rejected"}
 
 
-def history_records(ctx: AppContext, user) -> list[dict]:
-    return ctx.service.store.history(None if user.is_admin else user.username)
+def flag_text(item: dict | None) -> str:
+    if item is None:
+        return ""
+    if item["kind"] == "confirm":
+        return "confirmed"
+    return f"says {VERDICT_TEXT[item['claimed_label']].lower()} · {FLAG_TEXT.get(item['status'], item['status'])}"
 
 
 def gallery_html(records: list[dict]) -> str:
     """The pictures come from /media/thumbnail/<id>, which checks the owner (never an open Gradio file URL)."""
     figures = "".join(
-        f'<figure style="margin:0;text-align:center"><img src="/media/thumbnail/{int(r["id"])}" alt="" '
-        f'style="height:96px" loading="lazy"><figcaption style="font-size:.75rem">'
-        f'{html.escape(r["file_name"])} · {VERDICT_TEXT.get(r["label"], "")} {r["confidence"] * 100:.0f} %'
-        "</figcaption></figure>" for r in records)
-    return f'<div style="display:flex;flex-wrap:wrap;gap:.5rem">{figures}</div>' if figures else ""
+        f'<figure class="history-item"><img src="/media/thumbnail/{int(r["id"])}" alt="{html.escape(r["file_name"])}" '
+        f'loading="lazy"><figcaption>{html.escape(r["file_name"])}<br><b>{VERDICT_TEXT.get(r["label"], "")}</b> '
+        f'{r["confidence"] * 100:.0f} %</figcaption></figure>' for r in records)
+    return f'<div class="history-gallery">{figures}</div>' if figures else ""
+
+
+def record_html(record: dict, flag: dict | None) -> str:
+    """One past result, reopened: the stored input and its verdict."""
+    verdict = VERDICT_TEXT.get(record["label"], record["label"])
+    when = datetime.fromtimestamp(record["created_at"]).strftime("%Y-%m-%d %H:%M")
+    flagged = f" · your flag: {html.escape(flag_text(flag))}" if flag else ""
+    return (f'<div class="result-card tone-{ {"FAKE": "fake", "REAL": "real"}.get(record["label"], "uncertain") }">'
+            f'<img class="result-picture" src="/media/input/{int(record["id"])}" alt="{html.escape(record["file_name"])}">'
+            f'<div class="result-text"><div class="verdict-label">{verdict}</div>'
+            f'<div class="verdict-confidence">Confidence {record["confidence"] * 100:.1f} % ({record["band"]})</div>'
+            f'<p class="verdict-sentence">P(AI-generated) {record["p_fake"] * 100:.1f} %{flagged}</p>'
+            f'<p class="verdict-file">{html.escape(record["file_name"])} · {when} · model v{record["model_version"]}</p>'
+            "</div></div>")
 
 
 def build(ctx: AppContext) -> Page:
@@ -36,20 +56,36 @@ def build(ctx: AppContext) -> Page:
         if user is None:
             return "", [], [], None
         records = history_records(ctx, user)
+        flags = ctx.service.store.feedback_for_predictions([r["id"] for r in records])
         rows = [[r["id"], datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M:%S"), r["username"] or "(deleted)",
-                 r["file_name"], VERDICT_TEXT.get(r["label"], r["label"]), round(r["confidence"], 4), r["band"],
-                 r["model_version"], r["source"]] for r in records]
-        gallery = gallery_html([r for r in records[:40] if r["thumbnail"]])
+                 r["file_name"], VERDICT_TEXT.get(r["label"], r["label"]), f"{r['confidence'] * 100:.1f} %", r["band"],
+                 flag_text(flags.get(r["id"])), r["model_version"], r["source"]] for r in records]
+        gallery = gallery_html([r for r in records[:24] if r["thumbnail"]])
         buffer = io.StringIO()
         write_rows(buffer, HEADER, rows)
         title = "All users' predictions (admin view)" if user.is_admin else "Your predictions"
+        title += " — click a row to reopen its result"
         return f"### {title}", rows, gallery, ctx.temp.write(buffer.getvalue().encode(), ".csv", "cifake-history-")
+
+    def reopen(table, evt: gr.SelectData, request: gr.Request):
+        user = ctx.require_user(request)
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else None
+        rows = table.values.tolist() if hasattr(table, "values") else (table or [])
+        if row is None or not 0 <= row < len(rows):
+            return gr.skip()
+        record = ctx.service.store.get_prediction(int(rows[row][0]))
+        if record is None or (not user.is_admin and record["username"] != user.username):
+            return "That result is gone."
+        flag = ctx.service.store.feedback_for_predictions([record["id"]]).get(record["id"])
+        return record_html(record, flag)
 
     with gr.Tab("History", id="history") as tab:
         title = gr.Markdown(elem_id="history-title")
+        reopened = gr.HTML(elem_id="history-reopened")
         gallery = gr.HTML(label="Recent pictures", elem_id="history-gallery")
         table = gr.Dataframe(headers=HEADER, interactive=False, elem_id="history-table")
         csv_file = gr.File(label="Export (CSV)", interactive=False)
         refresh = gr.Button("Refresh", size="sm")
         refresh.click(load_history, None, [title, table, gallery, csv_file], api_visibility="private")
+        table.select(reopen, table, reopened, api_visibility="private")
     return Page(tab, "member", [(load_history, [title, table, gallery, csv_file])])
