@@ -158,6 +158,14 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     user_page.locator("#history-table").get_by_text(sample_paths["FAKE"][1].name).locator("visible=true").first.click()
     user_page.locator("#history-reopened .verdict-label").wait_for(timeout=30000)
     assert user_page.locator("#history-reopened img").evaluate("img => img.naturalWidth") == 32
+    _tab(user_page, "Profile")  # an API token is revoked from its own row, no id to type
+    user_page.get_by_text("API tokens (for gradio_client)").click()
+    user_page.get_by_label("What the token is for").fill("laptop script")
+    user_page.get_by_role("button", name="Create token").click()
+    user_page.locator("#token-shown").get_by_text("cft_").wait_for(timeout=30000)
+    user_page.locator("#tokens-table").get_by_text("laptop script").locator("visible=true").first.click()
+    user_page.locator("#token-revoke").click()
+    user_page.locator("#token-shown").get_by_text("revoked").wait_for(timeout=30000)
 
     # the admin signs in, sees the flag, accepts it by clicking, and disables the user
     admin_page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()

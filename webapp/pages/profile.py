@@ -105,6 +105,16 @@ def build(ctx: AppContext) -> Page:
             raise gr.Error(str(err)) from None
         return f"Token #{int(token_id)} revoked.", _token_rows(ctx, user.username)
 
+    def select_token(table, evt: gr.SelectData, request: gr.Request):
+        """A click on a token's row: its Revoke button (no ids to type)."""
+        ctx.require_user(request)
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else None
+        rows = table.values.tolist() if hasattr(table, "values") else (table or [])
+        if row is None or not 0 <= row < len(rows):
+            return gr.skip(), gr.skip()
+        token, label = int(rows[row][0]), str(rows[row][1])
+        return token, gr.Button(f"Revoke “{label}” (#{token})" if label else f"Revoke token #{token}", visible=True)
+
     with gr.Tab("Profile", id="profile") as tab:
         who = gr.Markdown(elem_id="profile-who")
         with gr.Row():
@@ -130,16 +140,19 @@ def build(ctx: AppContext) -> Page:
                 token_label = gr.Textbox(label="What the token is for", scale=3)
                 token_create = gr.Button("Create token", scale=1)
             token_shown = gr.Markdown(elem_id="token-shown")
-            tokens = gr.Dataframe(headers=["id", "label", "created", "last used"], interactive=False)
-            with gr.Row():
-                token_id = gr.Number(label="Token id", precision=0)
-                token_revoke = gr.Button("Revoke token")
+            gr.Markdown("Click a token's row to revoke it.", elem_classes="cifake-hint")
+            tokens = gr.Dataframe(headers=["id", "label", "created", "last used"], interactive=False,
+                                  elem_id="tokens-table")
+            token_id = gr.Number(visible=False, precision=0)
+            token_revoke = gr.Button("Revoke token", variant="stop", visible=False, elem_id="token-revoke")
         gr.HTML('<form method="post" action="/logout"><button type="submit" id="signout">Sign out</button></form>')
         save.click(save_profile, [full_name, email, mobile, age, address, picture], [message, picture_show],
                    api_visibility="private")
         pw_button.click(change_password, [current_pw, new_pw, repeat_pw], [message, current_pw, new_pw, repeat_pw],
                         api_visibility="private")
         token_create.click(create_token, token_label, [token_shown, tokens], api_visibility="private")
-        token_revoke.click(revoke_token, token_id, [token_shown, tokens], api_visibility="private")
+        tokens.select(select_token, tokens, [token_id, token_revoke], api_visibility="private")
+        token_revoke.click(revoke_token, token_id, [token_shown, tokens], api_visibility="private").then(
+            lambda: gr.Button(visible=False), None, token_revoke, api_visibility="private")
     return Page(tab, "member", [(load_profile, [who, full_name, email, mobile, age, address, picture_show,
                                                 tokens])])
