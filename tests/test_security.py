@@ -238,6 +238,19 @@ def test_password_hashing_runs_off_the_event_loop():
 
 
 # -- 4. sessions end with their user, and when idle ----------------------------------------------------------
+def test_an_open_tab_of_a_disabled_user_is_told_it_was_signed_out_and_a_reload_starts_afresh(
+        server, admin_client, sample_paths):
+    admin_client.predict("open-tab", "open-tab-password-1", "user", api_name="/admin_create_user")
+    http = sign_in(server[0], "open-tab", "open-tab-password-1")
+    picture = upload(http, sample_paths["REAL"][0])
+    assert call_event(http, "analyse", [picture, "Grad-CAM", "predicted class", 0.45])[0]
+    admin_client.predict("open-tab", api_name="/admin_disable_user")
+    ok, message = call_event(http, "analyse", [picture, "Grad-CAM", "predicted class", 0.45])
+    assert not ok and "signed out" in message  # not silently a visitor
+    page = http.get("/")  # a reload drops the dead cookie; the tab goes on as a visitor
+    assert any(c.startswith("cifake_session=;") or "cifake_session=\"\"" in c
+               for c in page.headers.get_list("set-cookie")), page.headers.get_list("set-cookie")
+
 @pytest.mark.parametrize("action", ["disable", "reset", "delete", "own password"])
 def test_a_session_ends_at_once_when_its_user_is_disabled_reset_or_deleted(server, admin_client, action):
     name = f"victim-{action.replace(' ', '-')}"

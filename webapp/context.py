@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from webapp.auth import Auth, load_secret
+from webapp.auth import SESSION_COOKIE, Auth, load_secret
 from webapp.limits import RateLimiter
 from webapp.service import DetectorService
 from webapp.settings import Settings
@@ -88,6 +88,14 @@ class AppContext:
         if request is None:
             return None
         return self.auth.user_for(request.headers, request.cookies)
+
+    def signed_out(self, request: gr.Request | None) -> bool:
+        """The request still carries a session cookie that signs no one in: its tab was signed in before.
+        (A page load drops such a cookie: webapp.server.GuardMiddleware.)"""
+        if request is None:
+            return False
+        token = self.auth.unsign(request.cookies.get(SESSION_COOKIE))
+        return bool(token) and self.user(request) is None
 
     def require_user(self, request: gr.Request | None) -> User:
         user = self.user(request)

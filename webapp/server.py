@@ -80,6 +80,10 @@ class GuardMiddleware:
             extra.append((b"set-cookie", _cookie(CSRF_COOKIE, secrets.token_urlsafe(24), https, 86400 * 30,
                                                  same_site="strict").encode()))
 
+        if scope["method"] == "GET" and scope.get("path") == "/" and self._stale_session(headers):
+            # the page starts afresh as a visitor; the tab that held the session was told (webapp.actions)
+            extra.append((b"set-cookie", _cookie(SESSION_COOKIE, "", https, 0).encode()))
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
@@ -88,6 +92,16 @@ class GuardMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _stale_session(self, headers: dict) -> bool:
+        """A session cookie that no longer signs anyone in (signed out elsewhere, idle, user disabled)."""
+        if SESSION_COOKIE.encode() + b"=" not in headers.get(b"cookie", b""):
+            return False
+        from http.cookies import SimpleCookie
+
+        cookies = SimpleCookie(headers[b"cookie"].decode("latin-1"))
+        value = cookies[SESSION_COOKIE].value if SESSION_COOKIE in cookies else ""
+        return bool(value) and self.ctx.auth.user_for({}, {SESSION_COOKIE: value}) is None
 
 
 def _cross_site(headers: dict, trust_proxy: bool) -> bool:
