@@ -173,6 +173,8 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     _tab(admin_page, "Admin · Retraining")
     admin_page.locator("#flags-gallery img").first.click(timeout=60000)
     admin_page.locator("#flag-selected").get_by_text("carol says REAL").wait_for(timeout=30000)
+    assert sample_paths["FAKE"][1].name in admin_page.locator("#flag-selected").inner_text()  # which picture
+    assert "model said" in admin_page.locator("#flag-selected").inner_text()
     admin_page.screenshot(path=str(shots / "admin_retraining.png"), full_page=True)
     admin_page.locator("#flag-accept").click()
     expect(admin_page.locator("#feedback-table")).to_contain_text("accepted", timeout=120000)

@@ -8,11 +8,11 @@ import gradio as gr
 from PIL import Image
 
 from webapp.actions import load_labelled_upload
-from webapp.context import AppContext
+from webapp.context import VERDICT_TEXT, AppContext
 from webapp.pages import Page, admin_loader
 from webapp.store import AccountError
 
-FEEDBACK_HEADERS = ["id", "user", "kind", "claimed", "status", "prediction"]
+FEEDBACK_HEADERS = ["id", "user", "kind", "claimed", "status", "picture", "model said"]
 VERSION_HEADERS = ["version", "active", "parent", "created", "test accuracy", "new images", "passed gate", "reason"]
 LABELLED_MAX_PICTURES = 5000
 
@@ -36,15 +36,25 @@ def _stored_input(ctx: AppContext, relative: str) -> Image.Image | None:
         return image.convert("RGB")
 
 
+def _model_said(record: dict | None) -> tuple[str, str]:
+    """(file name, the verdict and confidence) of the prediction a flag is about; labelled uploads have none."""
+    if record is None:
+        return "(labelled upload)", "—"
+    return record["file_name"], f"{VERDICT_TEXT.get(record['label'], record['label'])} {record['confidence'] * 100:.0f} %"
+
+
 def build(ctx: AppContext) -> Page:
     service, store = ctx.service, ctx.service.store
 
     def admin_feedback(request: gr.Request):
         ctx.require_admin(request)
         items = store.list_feedback()
-        rows = [[f["id"], f["username"], f["kind"], f["claimed_label"], f["status"], f["prediction_id"]]
-                for f in items]
-        pending = [(image, f"#{f['id']} · {f['username']} says {f['claimed_label']}") for f in items
+        said = {f["id"]: _model_said(store.get_prediction(f["prediction_id"]) if f["prediction_id"] else None)
+                for f in items}
+        rows = [[f["id"], f["username"], f["kind"], f["claimed_label"], f["status"], said[f["id"]][0],
+                 said[f["id"]][1]] for f in items]
+        pending = [(image, f"#{f['id']} · {f['username']} says {f['claimed_label']} · model said {said[f['id']][1]}"
+                           f" · {said[f['id']][0]}") for f in items
                    if f["status"] == "pending" and (image := _stored_input(ctx, f["image_path"])) is not None]
         return rows, pending
 
