@@ -25,7 +25,7 @@ def analyse_upload(ctx: AppContext, file_value, request: gr.Request, source: str
     Visitors (the Home page and the public `/predict`, `/predict_heatmap`) share one per-address limit and
     nothing of theirs is stored. Visitors over their limit, missing and unreadable files -> a message."""
     user = ctx.user(request)
-    if user is None and ctx.signed_out(request):
+    if ctx.signed_out(request, user):
         raise gr.Error("You have been signed out (your session ended or your account was disabled). Reload the "
                        "page to go on as a visitor, or sign in again.", title="Signed out")
     if user is None:

@@ -89,13 +89,10 @@ class AppContext:
             return None
         return self.auth.user_for(request.headers, request.cookies)
 
-    def signed_out(self, request: gr.Request | None) -> bool:
-        """The request still carries a session cookie that signs no one in: its tab was signed in before.
-        (A page load drops such a cookie: webapp.server.GuardMiddleware.)"""
-        if request is None:
-            return False
-        token = self.auth.unsign(request.cookies.get(SESSION_COOKIE))
-        return bool(token) and self.user(request) is None
+    def signed_out(self, request: gr.Request | None, user: User | None) -> bool:
+        """`user` (this request's, from `user()`) is None yet the request carries a valid-looking session
+        cookie: its tab was signed in before. (A page load drops such a cookie: webapp.server.GuardMiddleware.)"""
+        return user is None and request is not None and bool(self.auth.unsign(request.cookies.get(SESSION_COOKIE)))
 
     def require_user(self, request: gr.Request | None) -> User:
         user = self.user(request)
@@ -131,10 +128,8 @@ def file_path(value) -> str | None:
     return getattr(value, "name", None) or (value.get("path") if isinstance(value, dict) else value)
 
 
-def verdict_markdown(analysis) -> str:
-    p = analysis.prediction
-    label = VERDICT_TEXT[p.label]
-    lean = "" if p.label != "UNCERTAIN" else f" (leans {VERDICT_TEXT[p.likely_label].lower()})"
-    return (f"## {label}{lean}\n**Confidence:** {p.confidence * 100:.1f} %  ·  **P(AI-generated):** "
-            f"{p.p_fake * 100:.1f} %  ·  **band:** {p.band}" + ("  ·  **out of domain**" if p.out_of_domain else "")
-            + f"  ·  model v{analysis.model_version}")
+def clicked_row(table, event: gr.SelectData) -> list | None:
+    """The row of a gr.Dataframe value (DataFrame or list of rows) that a select event clicked, or None."""
+    index = event.index[0] if isinstance(event.index, (list, tuple)) else None
+    rows = table.values.tolist() if hasattr(table, "values") else (table or [])
+    return rows[index] if isinstance(index, int) and 0 <= index < len(rows) else None

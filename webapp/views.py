@@ -3,6 +3,7 @@ Admin · Model and Admin · Evaluate, the verdict bands of About and Admin · Mo
 from __future__ import annotations
 
 from inference.bands import BANDS, Decision
+from webapp.context import VERDICT_TEXT
 
 METRIC_HEADERS = ["data", "n", "accuracy", "precision", "recall", "F1", "ROC-AUC", "ECE"]
 
@@ -77,22 +78,27 @@ def verdict_parts(prediction) -> tuple[str, str, str]:
             f"The model gives it about even odds (P(AI-generated) {p.p_fake * 100:.0f} %); it leans {lean}.")
 
 
-def result_card_html(analysis) -> str:
-    """The verdict card: the uploaded picture, one coloured headline, its confidence (or the reason there
-    is none) and one sentence. Everything else goes to `details_markdown`."""
+def card_html(label: str, band: str, picture_src: str, alt: str, headline: str, confidence: str, sentence: str,
+              footer: str) -> str:
+    """A verdict card (Home's result, History's reopened one), coloured by the label; texts are escaped."""
     import html
 
-    p = analysis.prediction
-    headline, confidence, sentence = verdict_parts(p)
-    tone = {"FAKE": "fake", "REAL": "real"}.get(p.label, "uncertain")
-    return (f'<div class="result-card tone-{tone}" data-label="{p.label}" data-band="{p.band}">'
-            f'<img class="result-picture" src="{_picture_data_uri(analysis.original)}" '
-            f'alt="Your picture: {html.escape(analysis.name)}">'
+    tone = {"FAKE": "fake", "REAL": "real"}.get(label, "uncertain")
+    return (f'<div class="result-card tone-{tone}" data-label="{html.escape(label)}" data-band="{html.escape(band)}">'
+            f'<img class="result-picture" src="{html.escape(picture_src)}" alt="{html.escape(alt)}">'
             f'<div class="result-text"><div class="verdict-label">{html.escape(headline)}</div>'
             f'<div class="verdict-confidence">{html.escape(confidence)}</div>'
             f'<p class="verdict-sentence">{html.escape(sentence)}</p>'
-            f'<p class="verdict-file">{html.escape(analysis.name)} · {analysis.original_size[0]}×'
-            f'{analysis.original_size[1]} px · model v{analysis.model_version}</p></div></div>')
+            f'<p class="verdict-file">{html.escape(footer)}</p></div></div>')
+
+
+def result_card_html(analysis) -> str:
+    """The verdict card: the uploaded picture, one coloured headline, its confidence (or the reason there
+    is none) and one sentence. Everything else goes to `details_markdown`."""
+    p = analysis.prediction
+    width, height = analysis.original_size
+    return card_html(p.label, p.band, _picture_data_uri(analysis.original), f"Your picture: {analysis.name}",
+                     *verdict_parts(p), f"{analysis.name} · {width}×{height} px · model v{analysis.model_version}")
 
 
 def details_markdown(analysis) -> str:
@@ -105,12 +111,10 @@ def details_markdown(analysis) -> str:
              f"{p.ood_score:.1f}" + (" (outside the training domain)" if p.out_of_domain else " (within the domain)"))]
     if heat is not None:
         check = heat.faithfulness
-        rows += [("Heatmap", f"{heat.method}, explaining '{VERDICT_WORDS[heat.explained]}'"),
+        rows += [("Heatmap", f"{heat.method}, explaining '{VERDICT_TEXT[heat.explained]}'"),
                  ("Deletion check", f"blurring the most highlighted {check['share_removed'] * 100:.0f} % of pixels "
                                     f"moves P by {check['drop_most_relevant'] * 100:+.1f} points, the least "
                                     f"{check['drop_least_relevant'] * 100:+.1f}")]
     table = "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
     return f"{table}\n\n{analysis.explanation.text}"
 
-
-VERDICT_WORDS = {"FAKE": "AI-generated", "REAL": "real photograph"}

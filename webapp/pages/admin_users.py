@@ -5,13 +5,12 @@ any case, as at registration. Delete and Disable ask first in the browser (an AP
 confirmation); a refused action says why under the buttons and leaves the table as it was."""
 from __future__ import annotations
 
-from datetime import datetime
-
 import html
+from datetime import datetime
 
 import gradio as gr
 
-from webapp.context import AppContext
+from webapp.context import AppContext, clicked_row
 from webapp.pages import Page, admin_loader
 from webapp.store import MIN_PASSWORD, AccountError
 
@@ -29,10 +28,16 @@ def build(ctx: AppContext) -> Page:
                  u["mobile"] or "", u["age"] if u["age"] is not None else "", u["address"] or "",
                  "yes" if u["picture"] else "—"] for u in store.list_users()]
 
-    def account_action(username, action, message: str, request: gr.Request):
-        """Run `action(stored name)`; (message, table). A refusal keeps the table (gr.skip) and says why."""
-        ctx.require_admin(request)
-        name = store.find_username(username or "") or (username or "").strip()
+    def account_action(username, action, message: str, request: gr.Request, refuse_own: str = ""):
+        """Run `action(stored name)` -> (message, table). The name matches in any case; a declined browser
+        confirmation (None) does nothing; a refusal keeps the table (gr.skip) and says why. `refuse_own`:
+        the verb an admin may not apply to their own account."""
+        admin = ctx.require_admin(request)
+        if username is None:
+            return gr.skip(), gr.skip()
+        name = store.find_username(username) or username.strip()
+        if refuse_own and name == admin.username:
+            return f"⚠ You cannot {refuse_own} your own account.", gr.skip()
         try:
             action(name)
         except AccountError as err:
@@ -40,47 +45,33 @@ def build(ctx: AppContext) -> Page:
         return message.format(name=name), admin_users(request)
 
     def admin_create_user(username, password, role, request: gr.Request):
-        ctx.require_admin(request)
-        try:
-            store.create_user(username or "", password or "", role)
-        except AccountError as err:
-            return f"⚠ {err}", gr.skip()
-        return f"Created {username} ({role}).", admin_users(request)
+        return account_action(username or "", lambda n: store.create_user(n, password or "", role),
+                              f"Created {{name}} ({role}).", request)
 
     def admin_disable_user(username, request: gr.Request):
         """Disable an account: its sessions and API tokens stop working at once."""
-        admin = ctx.require_admin(request)
-        if username is None:  # the browser's confirmation was declined
-            return gr.skip(), gr.skip()
-        if (store.find_username(username) or "") == admin.username:
-            return "⚠ You cannot disable your own account.", gr.skip()
-        return account_action(username, lambda n: store.set_disabled(n, True), "{name} disabled.", request)
+        return account_action(username, lambda n: store.set_disabled(n, True), "{name} disabled.", request,
+                              refuse_own="disable")
 
     def admin_enable_user(username, request: gr.Request):
-        return account_action(username, lambda n: store.set_disabled(n, False), "{name} enabled.", request)
+        return account_action(username or "", lambda n: store.set_disabled(n, False), "{name} enabled.", request)
 
     def admin_reset_password(username, password, request: gr.Request):
-        return account_action(username, lambda n: store.set_password(n, password or ""),
+        return account_action(username or "", lambda n: store.set_password(n, password or ""),
                               "Password of {name} reset; their sessions ended.", request)
 
     def admin_delete_user(username, request: gr.Request):
-        admin = ctx.require_admin(request)
-        if username is None:  # the browser's confirmation was declined
-            return gr.skip(), gr.skip()
-        if (store.find_username(username) or "") == admin.username:
-            return "⚠ You cannot delete your own account.", gr.skip()
-        return account_action(username, store.delete_user, "{name} deleted.", request)
+        return account_action(username, store.delete_user, "{name} deleted.", request, refuse_own="delete")
 
     def select_user(table, evt: gr.SelectData, request: gr.Request):
         """A click on a row: that user's name in the box, their picture beside it."""
         ctx.require_admin(request)
-        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else None
-        rows = table.values.tolist() if hasattr(table, "values") else (table or [])
-        if row is None or not 0 <= row < len(rows):
+        row = clicked_row(table, evt)
+        if row is None:
             return gr.skip(), gr.skip()
-        name = str(rows[row][0])
+        name = str(row[0])
         picture = (f'<img src="/media/profile/{html.escape(name)}" alt="{html.escape(name)}" class="admin-picture">'
-                   if rows[row][-1] == "yes" else "")
+                   if row[-1] == "yes" else "")
         return name, f"<p>Selected: <b>{html.escape(name)}</b></p>{picture}"
 
     def admin_messages(request: gr.Request):

@@ -12,8 +12,9 @@ import gradio as gr
 
 from inference.csvsafe import write_rows
 from webapp.actions import history_records
-from webapp.context import VERDICT_TEXT, AppContext
+from webapp.context import VERDICT_TEXT, AppContext, clicked_row
 from webapp.pages import Page
+from webapp.views import card_html
 
 HEADER = ["id", "time", "user", "file", "verdict", "confidence", "band", "your flag", "model", "via"]
 FLAG_TEXT = {"pending": "waiting for review", "accepted": "accepted", "rejected": "rejected"}
@@ -38,16 +39,13 @@ def gallery_html(records: list[dict]) -> str:
 
 def record_html(record: dict, flag: dict | None) -> str:
     """One past result, reopened: the stored input and its verdict."""
-    verdict = VERDICT_TEXT.get(record["label"], record["label"])
     when = datetime.fromtimestamp(record["created_at"]).strftime("%Y-%m-%d %H:%M")
-    flagged = f" · your flag: {html.escape(flag_text(flag))}" if flag else ""
-    return (f'<div class="result-card tone-{ {"FAKE": "fake", "REAL": "real"}.get(record["label"], "uncertain") }">'
-            f'<img class="result-picture" src="/media/input/{int(record["id"])}" alt="{html.escape(record["file_name"])}">'
-            f'<div class="result-text"><div class="verdict-label">{verdict}</div>'
-            f'<div class="verdict-confidence">Confidence {record["confidence"] * 100:.1f} % ({record["band"]})</div>'
-            f'<p class="verdict-sentence">P(AI-generated) {record["p_fake"] * 100:.1f} %{flagged}</p>'
-            f'<p class="verdict-file">{html.escape(record["file_name"])} · {when} · model v{record["model_version"]}</p>'
-            "</div></div>")
+    flagged = f" · your flag: {flag_text(flag)}" if flag else ""
+    return card_html(record["label"], record["band"], f"/media/input/{int(record['id'])}", record["file_name"],
+                     VERDICT_TEXT.get(record["label"], record["label"]),
+                     f"Confidence {record['confidence'] * 100:.1f} % ({record['band']})",
+                     f"P(AI-generated) {record['p_fake'] * 100:.1f} %{flagged}",
+                     f"{record['file_name']} · {when} · model v{record['model_version']}")
 
 
 def build(ctx: AppContext) -> Page:
@@ -69,11 +67,10 @@ def build(ctx: AppContext) -> Page:
 
     def reopen(table, evt: gr.SelectData, request: gr.Request):
         user = ctx.require_user(request)
-        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else None
-        rows = table.values.tolist() if hasattr(table, "values") else (table or [])
-        if row is None or not 0 <= row < len(rows):
+        row = clicked_row(table, evt)
+        if row is None:
             return gr.skip()
-        record = ctx.service.store.get_prediction(int(rows[row][0]))
+        record = ctx.service.store.get_prediction(int(row[0]))
         if record is None or (not user.is_admin and record["username"] != user.username):
             return "That result is gone."
         flag = ctx.service.store.feedback_for_predictions([record["id"]]).get(record["id"])

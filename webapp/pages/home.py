@@ -38,10 +38,15 @@ def example_files() -> list[str]:
     return files
 
 
+def _thumbnail(path: str) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB").resize((EXAMPLE_THUMB_PX, EXAMPLE_THUMB_PX), Image.Resampling.NEAREST)
+
+
 def build(ctx: AppContext) -> Page:
     examples = example_files()
 
-    def run(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
+    def analyse(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
         """One service call: the card shows at once, the heatmap and details when they are ready."""
         heatmap = HeatmapRequest(CAM_METHODS.get(method_label, "gradcam"), TARGETS.get(target), opacity)
         steps = analyse_upload(ctx, file_value, request, "ui", "Upload a picture first (or click an example).",
@@ -61,19 +66,16 @@ def build(ctx: AppContext) -> Page:
         yield (card, heat.on_original, details_markdown(analysis), small, gr.File(value=files, visible=True),
                *flagging)
 
-    def analyse(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
-        yield from run(file_value, method_label, target, opacity, request)
-
     def analyse_uploaded(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
         if file_value is None:  # the upload was cleared
             return
-        yield from run(file_value, method_label, target, opacity, request)
+        yield from analyse(file_value, method_label, target, opacity, request)
 
     def analyse_example(method_label: str, target: str, opacity: float, evt: gr.SelectData, request: gr.Request):
         index = evt.index if isinstance(evt.index, int) else -1
         if not 0 <= index < len(examples):
             raise gr.Error("Pick one of the examples.")
-        yield from run(examples[index], method_label, target, opacity, request)
+        yield from analyse(examples[index], method_label, target, opacity, request)
 
     def flag_as_real(record_id, request: gr.Request):
         return flag_prediction(ctx, record_id, "REAL", request)
@@ -81,9 +83,7 @@ def build(ctx: AppContext) -> Page:
     def flag_as_fake(record_id, request: gr.Request):
         return flag_prediction(ctx, record_id, "FAKE", request)
 
-    thumbnails = [(Image.open(path).convert("RGB").resize((EXAMPLE_THUMB_PX, EXAMPLE_THUMB_PX),
-                                                          Image.Resampling.NEAREST), f"{i + 1}")
-                  for i, path in enumerate(examples)]
+    thumbnails = [(_thumbnail(path), f"{i + 1}") for i, path in enumerate(examples)]
     with gr.Tab("Home", id="home") as tab:
         with gr.Row(elem_id="home-row"):
             with gr.Column(scale=1, min_width=280):

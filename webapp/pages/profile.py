@@ -8,7 +8,7 @@ import gradio as gr
 from PIL import Image
 
 from inference.preprocess import load_image
-from webapp.context import IMAGE_TYPES, AppContext, file_path
+from webapp.context import IMAGE_TYPES, AppContext, clicked_row, file_path
 from webapp.pages import Page
 from webapp.store import MIN_PASSWORD, AccountError
 
@@ -108,11 +108,10 @@ def build(ctx: AppContext) -> Page:
     def select_token(table, evt: gr.SelectData, request: gr.Request):
         """A click on a token's row: its Revoke button (no ids to type)."""
         ctx.require_user(request)
-        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else None
-        rows = table.values.tolist() if hasattr(table, "values") else (table or [])
-        if row is None or not 0 <= row < len(rows):
+        row = clicked_row(table, evt)
+        if row is None:
             return gr.skip(), gr.skip()
-        token, label = int(rows[row][0]), str(rows[row][1])
+        token, label = int(row[0]), str(row[1])
         return token, gr.Button(f"Revoke “{label}” (#{token})" if label else f"Revoke token #{token}", visible=True)
 
     with gr.Tab("Profile", id="profile") as tab:
