@@ -1,5 +1,6 @@
 """The real app: `python app.py` on a free port with a real SQLite file, driven with gradio_client and
 over HTTP as a browser would. Every named endpoint is called by a role that may and one that may not."""
+import re
 import sqlite3
 import zipfile
 
@@ -13,10 +14,10 @@ LABELS = ("REAL", "FAKE", "UNCERTAIN")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_cifake):
     data_dir = tmp_path_factory.mktemp("appdata")
     env = {"CIFAKE_WARMUP": "0", "CIFAKE_REGISTRATIONS_PER_HOUR": "50",  # refused registrations count too
-           "CIFAKE_VISITOR_PER_MINUTE": "100"}  # every visitor here is 127.0.0.1; the limit: test_security.py
+           "CIFAKE_VISITOR_PER_MINUTE": "100", "CIFAKE_EVAL_DATA": str(tiny_cifake)}  # every visitor here is 127.0.0.1; the limit: test_security.py
     with running_app(data_dir, env, [(*USER, "alice@example.org")]) as (url, _):
         yield url, data_dir
 
@@ -165,6 +166,23 @@ def test_registration_creates_a_user_who_signs_in_with_the_e_mail(server):
     assert row == ("user", "New Bie", "+44 7700 900123", 33, "1 Test Street")
 
 
+def test_profile_and_password_forms_say_every_problem_beside_its_field_and_change_nothing(server):
+    http = sign_in(server[0], *USER)
+    before = sqlite3.connect(server[1] / "cifake.sqlite3").execute(
+        "select full_name, mobile, age, password_hash from users where username=?", (USER[0],)).fetchone()
+    ok, (message, _, email_error, mobile_error, age_error, picture_error) = call_event(
+        http, "save_profile", ["Changed Name", "alice@example.org", "call me", "four hundred", "", None])
+    assert ok and "fix the fields" in message
+    assert "mobile number" in mobile_error and "Age must be" in age_error and not email_error and not picture_error
+    ok, (message, *boxes, current_error, new_error, repeat_error) = call_event(
+        http, "change_password", ["not-my-password", "short", "short"])
+    assert ok and "fix the fields" in message
+    assert "current password is wrong" in current_error and "at least 10" in new_error and not repeat_error
+    after = sqlite3.connect(server[1] / "cifake.sqlite3").execute(
+        "select full_name, mobile, age, password_hash from users where username=?", (USER[0],)).fetchone()
+    assert after == before
+
+
 def test_registration_can_be_closed(tmp_path):
     port = free_port()
     process = start_server(tmp_path, port, {"CIFAKE_ALLOW_SIGNUP": "0", "CIFAKE_WARMUP": "0"})
@@ -284,7 +302,8 @@ def _cases(sample_paths, labelled_zip, tiny_cifake_zip, user_client, flag_id):
         ("/batch", "user", lambda: ([picture(0), picture(1)],), lambda r: "2 files" in r[1]),
         ("/history", "user", lambda: (), lambda r: isinstance(r, list) and r),
         ("/flag", "user", lambda: (record, "FAKE"), lambda r: r.startswith("Thanks")),
-        ("/admin_model", "admin", lambda: (), lambda r: "Model v" in r[0]),
+        ("/admin_model", "admin", lambda: (), lambda r: "Model v" in r[0] and "40 pictures (20 REAL, 20 FAKE)" in r[3]),
+        ("/admin_run_evaluation", "admin", lambda: (), lambda r: r[0]["data"][-1][:2] == ["Test split, now (v1)", 40]),
         ("/admin_evaluate", "admin", lambda: ("Uploaded labelled zip", handle_file(str(tiny_cifake_zip))),
          lambda r: r[0]["data"][0][1] > 0),
         ("/admin_users", "admin", lambda: (), lambda r: ADMIN[0] in [row[0] for row in r["data"]]),
@@ -301,6 +320,8 @@ def _cases(sample_paths, labelled_zip, tiny_cifake_zip, user_client, flag_id):
                                                                                  if row[0] == flag_id]),
         ("/admin_add_labelled", "admin", lambda: (handle_file(str(labelled_zip)),), lambda r: "Added 8" in r[0]),
         ("/admin_retrain_status", "admin", lambda: (), lambda r: "Retraining" in r[0]),
+        ("/admin_retrain_preview", "admin", lambda: (5,), lambda r: re.search(
+            r"on \*\*\d+ accepted pictures\*\* \(\d+ REAL, \d+ FAKE\) for 5 steps\?", r)),
         ("/admin_retrain", "admin", lambda: (5,), lambda r: "running" in r),
         ("/admin_cancel", "admin", lambda: (), lambda r: r in ("Cancelled.", "No retraining run is in progress.")),
         ("/admin_activate", "admin", lambda: (1,), lambda r: "now serving" in r[0]),

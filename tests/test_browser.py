@@ -178,6 +178,14 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     admin_page.screenshot(path=str(shots / "admin_retraining.png"), full_page=True)
     admin_page.locator("#flag-accept").click()
     expect(admin_page.locator("#feedback-table")).to_contain_text("accepted", timeout=120000)
+    admin_page.locator("#retrain-ask").click()  # retraining says what it would learn from and asks first
+    expect(admin_page.locator("#retrain-confirm-text")).to_contain_text("on 1 accepted picture (1 REAL, 0 FAKE)",
+                                                                         timeout=30000)
+    admin_page.locator("#retrain-back").click()
+    expect(admin_page.locator("#retrain-confirm")).to_be_hidden(timeout=30000)
+    expect(admin_page.locator("#retrain-status")).not_to_contain_text("running")
+    _tab(admin_page, "Admin · Model")  # whether the test data is there is said before any click
+    expect(admin_page.locator("#model-data-check")).to_contain_text("Test data", timeout=30000)
     _tab(admin_page, "Admin · Users")
     expect(admin_page.locator("#users-table")).to_contain_text("2 Browser Lane", timeout=60000)  # whole profile
     admin_page.locator("#users-table").get_by_text("carol", exact=True).first.click()  # a click selects

@@ -172,3 +172,20 @@ def test_csv_formulas_are_escaped():
     buffer = io.StringIO()
     write_rows(buffer, ["file"], [["=HYPERLINK(1)"]])
     assert buffer.getvalue().splitlines() == ["file", "'=HYPERLINK(1)"]
+
+
+def test_admin_pages_say_whether_the_test_split_is_there_before_the_click(tmp_path, tiny_cifake, tiny_cifake_zip):
+    from types import SimpleNamespace
+
+    from webapp.actions import official_test_check
+
+    def check(where):
+        return official_test_check(SimpleNamespace(settings=SimpleNamespace(eval_data=str(where))))
+
+    assert check(tiny_cifake) == (True, f"**Test data ready:** 40 pictures (20 REAL, 20 FAKE) in `{tiny_cifake}`.")
+    assert check(tiny_cifake_zip)[0]  # a zip holding test/REAL and test/FAKE
+    missing, message = check(tmp_path / "nowhere")
+    assert not missing and "Test data missing" in message and "nowhere" in message
+    (tmp_path / "only-train" / "train" / "REAL").mkdir(parents=True)
+    usable, message = check(tmp_path / "only-train")
+    assert not usable and "test/REAL" in message

@@ -1,18 +1,27 @@
 """What more than one page does (pages never import each other): analyse an upload, write its report and
-flag a verdict (Home and the API endpoints), read an admin's labelled zip (Admin · Evaluate and Admin · Retraining).
+flag a verdict (Home and the API endpoints), read an admin's labelled zip (Admin · Evaluate and Admin · Retraining),
+check for and run an evaluation (Admin · Model and Admin · Evaluate), keep and show a profile picture
+(Register, Profile and the server's /media route).
 Each is a plain function of the app context and the request; errors reach the user as gr.Error."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
+from urllib.parse import quote
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 from inference.archive import ZipLimitError, ZipLimits, check_zip
+from inference.preprocess import load_image
 from webapp.context import VERDICT_TEXT, AppContext, file_path
 from webapp.service import Analysis, HeatmapRequest
+from webapp.views import metrics_row
 
 if TYPE_CHECKING:
     from evaluation.labelled import Split
@@ -94,3 +103,92 @@ def load_labelled_upload(ctx: AppContext, upload, max_entries: int) -> Split:
         return load_labelled(path)  # the same loader as training
     except DatasetLayoutError as err:
         raise gr.Error(str(err)) from None
+
+
+OFFICIAL_TEST = "Official test split"
+
+
+def official_test_check(ctx: AppContext) -> tuple[bool, str]:
+    """Is the CIFAKE test split where the settings say (`CIFAKE_EVAL_DATA`)? (usable, a line saying what
+    is there or what to do), from the file names alone, so pages can show it before anyone clicks."""
+    from evaluation.labelled import DatasetLayoutError, count_split  # admins only: lazy
+
+    where = Path(ctx.settings.eval_data)
+    try:
+        counts = count_split(where, "test")
+    except (DatasetLayoutError, OSError) as err:
+        return False, (f"**Test data missing.** {err} Set `CIFAKE_EVAL_DATA` to a folder holding CIFAKE's "
+                       "`test.zip` (or `test/REAL`, `test/FAKE`), or evaluate an uploaded labelled zip.")
+    return True, (f"**Test data ready:** {counts['REAL'] + counts['FAKE']:,} pictures ({counts['REAL']:,} REAL, "
+                  f"{counts['FAKE']:,} FAKE) in `{where}`.")
+
+
+def evaluation_data(ctx: AppContext, source: str, upload, max_pictures: int) -> Split:
+    """The official test split (the decoded cache training fills) or an admin's labelled zip."""
+    from evaluation.labelled import DEFAULT_CACHE_DIR, DatasetLayoutError, read_split  # admins only: lazy
+
+    if source != OFFICIAL_TEST:
+        return load_labelled_upload(ctx, upload, max_pictures)
+    usable, message = official_test_check(ctx)
+    if not usable:
+        raise gr.Error(message.replace("**", "").replace("`", ""), title="No test data")
+    try:
+        return read_split(Path(ctx.settings.eval_data), "test", DEFAULT_CACHE_DIR)[0]
+    except (DatasetLayoutError, OSError) as err:
+        raise gr.Error(str(err), title="No test data") from None
+
+
+def evaluate(ctx: AppContext, split: Split, title: str, progress: gr.Progress) -> tuple[list, list, dict]:
+    """The served model on `split`: (one row under views.METRIC_HEADERS, the plots as pictures, all metrics)."""
+    from evaluation.metrics import compute_metrics, save_plots  # admins only: lazy
+
+    clf, version = ctx.service.classifier()
+    scores = []
+    for start in progress.tqdm(range(0, len(split), 1024), desc="Classifying"):
+        scores.append(clf.run(split.images[start:start + 1024])[0])
+    p_fake = np.concatenate(scores)
+    metrics = compute_metrics(split.labels, p_fake, clf.threshold)
+    out_dir = Path(tempfile.mkdtemp(prefix="cifake-eval-"))
+    try:
+        plots = save_plots(split.labels, p_fake, out_dir, clf.threshold, f"({title.lower()}, v{version})")
+        images = [Image.open(p).convert("RGB") for p in plots.values()]
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return metrics_row(f"{title} (v{version})", metrics), images, metrics
+
+
+def save_profile_picture(ctx: AppContext, username: str, path: str) -> str:
+    """Decode an uploaded picture (same guards as predictions), keep a 256 px PNG; returns its data path."""
+    try:
+        image, _ = load_image(path)
+    except ValueError as err:
+        raise gr.Error(f"Profile picture: {err}") from None
+    image.thumbnail((256, 256))
+    target = ctx.service.folder / "profiles" / f"{username}.png"
+    target.parent.mkdir(exist_ok=True)
+    image.save(target)
+    ctx.service.store.update_profile(username, picture=str(target.relative_to(ctx.service.folder)))
+    return str(target)
+
+
+def profile_picture(ctx: AppContext, username: str) -> Image.Image | None:
+    """The stored picture of `username` (callers check that the asker may see it)."""
+    user = ctx.service.store.get_user(username)
+    picture = user.profile.get("picture") if user else ""
+    path = ctx.service.folder / picture if picture else None  # older rows hold absolute paths; "/" keeps them
+    if path is None or not path.is_file() or ctx.service.folder not in path.resolve().parents:
+        return None
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def profile_picture_html(ctx: AppContext, username: str) -> str:
+    """The picture from /media/profile/<name>, which checks the asker (never an open Gradio file URL)."""
+    user = ctx.service.store.get_user(username)
+    picture = user.profile.get("picture") if user else ""
+    path = ctx.service.folder / picture if picture else None
+    if path is None or not path.is_file():
+        return "<p>No picture yet.</p>"
+    version = path.stat().st_mtime_ns  # a new picture gets a new address, so the page shows it
+    return (f'<img src="/media/profile/{quote(username)}?v={version}" alt="Your profile picture" '
+            'style="height:160px">')

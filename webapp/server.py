@@ -240,7 +240,7 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
         asker = auth.user_for(request.headers, request.cookies)
         if asker is None or (asker.username != username and not asker.is_admin):
             return Response("Not found.", status_code=404)
-        from webapp.pages.profile import profile_picture as load
+        from webapp.actions import profile_picture as load
 
         return _png_response(load(ctx, username))
 

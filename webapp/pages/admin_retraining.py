@@ -91,6 +91,24 @@ def build(ctx: AppContext) -> Page:
             raise gr.Error(str(err)) from None
         return f"Added {count} labelled images (accepted).", *admin_feedback(request)
 
+    def admin_retrain_preview(steps, request: gr.Request):
+        """What Retrain would do, to confirm first: how many accepted pictures of each class it learns
+        from. The confirm button shows only when there is something to learn and no run is going."""
+        ctx.require_admin(request)
+        labels = list(service.accepted_labels().values())
+        if service.retrain_status().get("state") == "running":
+            text, ok = "A retraining run is already in progress; wait for it or cancel it.", False
+        elif not labels:
+            text, ok = "There are no accepted pictures to learn from yet: accept flags or add a labelled zip.", False
+        else:
+            n, fake = len(labels), labels.count("FAKE")
+            text, ok = (f"Retrain v{service.registry.active_version()} on **{n} accepted picture{'s' * (n != 1)}** "
+                        f"({n - fake} REAL, {fake} FAKE) for {int(steps) if steps else 'the default number of'} "
+                        "steps? The current version keeps serving; the new one serves only if it passes the gate."
+                        + (" So few pictures teach little; the gate will probably keep the current version."
+                           if n < 20 else ""), True)
+        return text, gr.Button(visible=ok), gr.Button(visible=ok)
+
     def admin_retrain(steps, request: gr.Request):
         admin = ctx.require_admin(request)
         try:
@@ -98,6 +116,9 @@ def build(ctx: AppContext) -> Page:
         except ValueError as err:
             raise gr.Error(str(err)) from None
         return status_markdown(service.retrain_status())
+
+    def hide_confirmation():
+        return "", gr.Button(visible=False), gr.Button(visible=False)
 
     def admin_retrain_status(request: gr.Request):
         ctx.require_admin(request)
@@ -145,8 +166,12 @@ def build(ctx: AppContext) -> Page:
         labelled_msg = gr.Markdown()
         with gr.Row():
             steps = gr.Number(label="Fine-tuning steps", value=300, precision=0)
-            retrain = gr.Button("Retrain", variant="primary")
-            cancel = gr.Button("Cancel", variant="stop")
+            retrain = gr.Button("Retrain…", variant="primary", elem_id="retrain-ask")
+            cancel = gr.Button("Cancel the run", variant="stop")
+        with gr.Row():
+            confirm_text = gr.Markdown(elem_id="retrain-confirm-text")
+            confirm = gr.Button("Start retraining", variant="primary", visible=False, elem_id="retrain-confirm")
+            back = gr.Button("Back", visible=False, elem_id="retrain-back")
         status = gr.Markdown(elem_id="retrain-status")
         versions = gr.Dataframe(headers=VERSION_HEADERS, interactive=False)
         with gr.Row():
@@ -160,7 +185,11 @@ def build(ctx: AppContext) -> Page:
         reject.click(admin_reject, selected, [table, gallery], api_name="admin_reject")
         labelled_button.click(admin_add_labelled, labelled_zip, [labelled_msg, table, gallery],
                               api_name="admin_add_labelled")
-        retrain.click(admin_retrain, steps, status, api_name="admin_retrain").then(
+        confirmation = [confirm_text, confirm, back]
+        retrain.click(admin_retrain_preview, steps, confirmation, api_name="admin_retrain_preview")
+        back.click(hide_confirmation, None, confirmation, api_visibility="private")
+        confirm.click(hide_confirmation, None, confirmation, api_visibility="private")
+        confirm.click(admin_retrain, steps, status, api_name="admin_retrain").then(
             start_timer, None, timer, api_visibility="private")
         cancel.click(admin_cancel, None, status, api_name="admin_cancel")
         refresh.click(admin_feedback, None, [table, gallery], api_name="admin_feedback")

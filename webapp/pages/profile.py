@@ -2,52 +2,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import quote
 
 import gradio as gr
-from PIL import Image
 
-from inference.preprocess import load_image
+from webapp.actions import profile_picture_html, save_profile_picture
 from webapp.context import IMAGE_TYPES, AppContext, clicked_row, file_path
+from webapp.forms import contact_problems, error_lines, field_of, field_with_error, parse_age
 from webapp.pages import Page
-from webapp.store import MIN_PASSWORD, AccountError
+from webapp.store import MIN_PASSWORD, AccountError, password_problem
 
-
-def save_profile_picture(ctx: AppContext, username: str, path: str) -> str:
-    """Decode an uploaded picture (same guards as predictions), keep a 256 px PNG; returns its data path."""
-    try:
-        image, _ = load_image(path)
-    except ValueError as err:
-        raise gr.Error(f"Profile picture: {err}") from None
-    image.thumbnail((256, 256))
-    target = ctx.service.folder / "profiles" / f"{username}.png"
-    target.parent.mkdir(exist_ok=True)
-    image.save(target)
-    ctx.service.store.update_profile(username, picture=str(target.relative_to(ctx.service.folder)))
-    return str(target)
-
-
-def profile_picture(ctx: AppContext, username: str) -> Image.Image | None:
-    """The stored picture of `username` (callers check that the asker may see it)."""
-    user = ctx.service.store.get_user(username)
-    picture = user.profile.get("picture") if user else ""
-    path = ctx.service.folder / picture if picture else None  # older rows hold absolute paths; "/" keeps them
-    if path is None or not path.is_file() or ctx.service.folder not in path.resolve().parents:
-        return None
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
-def profile_picture_html(ctx: AppContext, username: str) -> str:
-    """The picture from /media/profile/<name>, which checks the asker (never an open Gradio file URL)."""
-    user = ctx.service.store.get_user(username)
-    picture = user.profile.get("picture") if user else ""
-    path = ctx.service.folder / picture if picture else None
-    if path is None or not path.is_file():
-        return "<p>No picture yet.</p>"
-    version = path.stat().st_mtime_ns  # a new picture gets a new address, so the page shows it
-    return (f'<img src="/media/profile/{quote(username)}?v={version}" alt="Your profile picture" '
-            'style="height:160px">')
+PROFILE_FIELDS = ("email", "mobile", "age", "picture")  # each has an error line
+PASSWORD_FIELDS = ("current", "new", "repeat")
 
 
 def _token_rows(ctx: AppContext, username: str) -> list[list]:
@@ -64,33 +29,51 @@ def build(ctx: AppContext) -> Page:
     def load_profile(request: gr.Request):
         user = ctx.user(request)
         if user is None:
-            return ("", "", "", "", None, "", None, [])
+            return ("", "", "", "", "", "", None, [])
         p = user.profile
         return (f"Signed in as **{user.username}** ({user.role})", p["full_name"], p["email"], p["mobile"],
-                p["age"], p["address"], profile_picture_html(ctx, user.username), _token_rows(ctx, user.username))
+                "" if p["age"] is None else str(p["age"]), p["address"], profile_picture_html(ctx, user.username),
+                _token_rows(ctx, user.username))
 
     def save_profile(full_name, email, mobile, age, address, picture, request: gr.Request):
+        """-> (message, picture, one error line per PROFILE_FIELDS): every problem at once, beside its
+        field; nothing is saved while any field is wrong."""
         user = ctx.require_user(request)
-        try:
-            store.update_profile(user.username, full_name=full_name, email=email, mobile=mobile,
-                                 age=age if age not in (None, "") else None, address=address)
-        except AccountError as err:
-            raise gr.Error(str(err)) from None
-        if file_path(picture):
-            save_profile_picture(ctx, user.username, file_path(picture))
-        return "Profile saved.", profile_picture_html(ctx, user.username)
+        problems = contact_problems(mobile, age)
+        if not problems:
+            try:
+                store.update_profile(user.username, full_name=full_name, email=email, mobile=mobile,
+                                     age=parse_age(age), address=address)
+            except AccountError as err:
+                problems[field_of(str(err)) or "email"] = str(err)
+        if not problems and file_path(picture):
+            try:
+                save_profile_picture(ctx, user.username, file_path(picture))
+            except gr.Error as err:
+                problems["picture"] = err.message
+        message = "Please fix the fields marked ⚠." if problems else "Profile saved."
+        return message, profile_picture_html(ctx, user.username), *error_lines(PROFILE_FIELDS, problems)
 
     def change_password(current, new, repeat, request: gr.Request):
+        """-> (message, the three boxes, one error line per PASSWORD_FIELDS). Emptied only on success."""
         user = ctx.require_user(request)
-        if new != repeat:
-            raise gr.Error("The new passwords differ.")
+        problems = {}
         if not store.authenticate(user.username, current or ""):
-            raise gr.Error("The current password is wrong.")
-        try:
-            store.set_password(user.username, new or "")  # ends every session: sign in again
-        except AccountError as err:
-            raise gr.Error(str(err)) from None
-        return "Password changed. Every session ended; sign in again with the new password.", "", "", ""
+            problems["current"] = "The current password is wrong."
+        if (weak := password_problem(new or "", user.username)) is not None:
+            problems["new"] = weak
+        elif new != repeat:
+            problems["repeat"] = "The two new passwords differ."
+        if not problems:
+            try:
+                store.set_password(user.username, new or "")  # ends every session: sign in again
+            except AccountError as err:
+                problems["new"] = str(err)
+        if problems:
+            return ("Please fix the fields marked ⚠.", gr.skip(), gr.skip(), gr.skip(),
+                    *error_lines(PASSWORD_FIELDS, problems))
+        return ("Password changed. Every session ended; sign in again with the new password.", "", "", "",
+                *error_lines(PASSWORD_FIELDS, {}))
 
     def create_token(label, request: gr.Request):
         user = ctx.require_user(request)
@@ -116,22 +99,29 @@ def build(ctx: AppContext) -> Page:
 
     with gr.Tab("Profile", id="profile") as tab:
         who = gr.Markdown(elem_id="profile-who")
-        with gr.Row():
-            full_name = gr.Textbox(label="Full name")
-            email = gr.Textbox(label="E-mail")
-            mobile = gr.Textbox(label="Mobile")
-            age = gr.Number(label="Age", precision=0)
+        with gr.Row(elem_classes="cifake-columns"):
+            full_name = gr.Textbox(label="Full name", elem_id="profile-fullname")
+            email, email_error = field_with_error(gr.Textbox(label="E-mail", elem_id="profile-email", render=False))
+            mobile, mobile_error = field_with_error(gr.Textbox(label="Mobile (optional)", elem_id="profile-mobile",
+                                                               render=False))
+            age, age_error = field_with_error(gr.Textbox(label="Age (optional)", elem_id="profile-age", render=False))
         address = gr.Textbox(label="Address", lines=2)
-        with gr.Row():
+        with gr.Row(elem_classes="cifake-columns"):
             picture_show = gr.HTML(label="Picture", elem_id="profile-picture")
-            picture = gr.File(label="New picture", file_types=IMAGE_TYPES, type="filepath")
-        save = gr.Button("Save profile")
+            picture, picture_error = field_with_error(gr.File(label="New picture", file_types=IMAGE_TYPES,
+                                                              type="filepath", elem_id="profile-new-picture",
+                                                              render=False))
+        save = gr.Button("Save profile", elem_id="profile-save")
         message = gr.Markdown(elem_id="profile-msg")
         with gr.Accordion("Change password", open=False):
-            current_pw = gr.Textbox(label="Current password", type="password")
-            new_pw = gr.Textbox(label=f"New password (≥ {MIN_PASSWORD} characters)", type="password")
-            repeat_pw = gr.Textbox(label="Repeat the new password", type="password")
-            pw_button = gr.Button("Change password")
+            current_pw, current_error = field_with_error(gr.Textbox(label="Current password", type="password",
+                                                                    elem_id="pw-current", render=False))
+            new_pw, new_error = field_with_error(gr.Textbox(label=f"New password (≥ {MIN_PASSWORD} characters)",
+                                                            type="password", elem_id="pw-new", render=False))
+            repeat_pw, repeat_error = field_with_error(gr.Textbox(label="Repeat the new password", type="password",
+                                                                  elem_id="pw-repeat", render=False))
+            pw_button = gr.Button("Change password", elem_id="pw-change")
+            pw_message = gr.Markdown(elem_id="pw-msg")
         with gr.Accordion("API tokens (for gradio_client)", open=False):
             gr.Markdown("`Client(url, headers={'Authorization': 'Bearer <token>'})` calls the API as you. "
                         "Revoke a token you no longer use.")
@@ -145,9 +135,11 @@ def build(ctx: AppContext) -> Page:
             token_id = gr.Number(visible=False, precision=0)
             token_revoke = gr.Button("Revoke token", variant="stop", visible=False, elem_id="token-revoke")
         gr.HTML('<form method="post" action="/logout"><button type="submit" id="signout">Sign out</button></form>')
-        save.click(save_profile, [full_name, email, mobile, age, address, picture], [message, picture_show],
+        save.click(save_profile, [full_name, email, mobile, age, address, picture],
+                   [message, picture_show, email_error, mobile_error, age_error, picture_error],
                    api_visibility="private")
-        pw_button.click(change_password, [current_pw, new_pw, repeat_pw], [message, current_pw, new_pw, repeat_pw],
+        pw_button.click(change_password, [current_pw, new_pw, repeat_pw],
+                        [pw_message, current_pw, new_pw, repeat_pw, current_error, new_error, repeat_error],
                         api_visibility="private")
         token_create.click(create_token, token_label, [token_shown, tokens], api_visibility="private")
         tokens.select(select_token, tokens, [token_id, token_revoke], api_visibility="private")

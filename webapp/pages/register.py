@@ -5,22 +5,16 @@ CSRF cookie, plus the Origin check in webapp.server) and limited per address.
 """
 from __future__ import annotations
 
-import re
-
 import gradio as gr
 
+from webapp.actions import save_profile_picture
 from webapp.auth import CSRF_COOKIE
 from webapp.context import IMAGE_TYPES, AppContext, file_path
+from webapp.forms import contact_problems, error_lines, field_of, field_with_error, parse_age
 from webapp.pages import Page
-from webapp.pages.profile import save_profile_picture
 from webapp.store import PASSWORD_RULE, AccountError, password_problem
 
-MOBILE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{5,19}$")
-
-
 FIELDS = ("username", "full_name", "email", "mobile", "age", "password", "repeat")  # each has an error line
-# the store's refusals, by the field they concern (its messages name it)
-STORE_FIELDS = (("e-mail", "email"), ("user name", "username"), ("password", "password"), ("age", "age"))
 SIGN_IN_AFTER_REGISTERING = """async (result, username, password) => {
   if (!result || !result.includes("created")) return;
   const body = new URLSearchParams({username: username, password: password});
@@ -40,10 +34,7 @@ def registration_problems(username, full_name, email, mobile, age, address, pass
         problems["full_name"] = "Enter your full name."
     if not (email or "").strip():
         problems["email"] = "Enter your e-mail address (you can sign in with it)."
-    if mobile and not MOBILE_RE.match(mobile.strip()):
-        problems["mobile"] = f"{mobile!r} does not look like a mobile number (digits, spaces, + - ( ); 6-20 characters)."
-    if parse_age(age) == -1:
-        problems["age"] = f"Age must be a whole number between 1 and 149; got {age!r}."
+    problems.update(contact_problems(mobile, age))
     if not password:
         problems["password"] = "Choose a password."
     elif (weak := password_problem(password, username or "")) is not None:
@@ -51,23 +42,6 @@ def registration_problems(username, full_name, email, mobile, age, address, pass
     if password and password != repeat:
         problems["repeat"] = "The two passwords differ."
     return problems
-
-
-def parse_age(age) -> int | None:
-    """The form's age (text or number) -> int, None when left empty, -1 when it is no age."""
-    if age is None or (isinstance(age, str) and not age.strip()):
-        return None
-    try:
-        value = float(str(age).strip())
-    except ValueError:
-        return -1
-    return int(value) if value.is_integer() and 0 < value < 150 else -1
-
-
-def field_of(store_message: str) -> str:
-    """The form field a store refusal concerns ("" if none)."""
-    lowered = store_message.lower()
-    return next((field for words, field in STORE_FIELDS if words in lowered), "")
 
 
 def build(ctx: AppContext) -> Page:
@@ -81,8 +55,7 @@ def build(ctx: AppContext) -> Page:
                  request: gr.Request):
         """-> (result, one error line per field in FIELDS): every problem at once, each beside its field."""
         def answer(result: str = "", problems: dict | None = None):
-            problems = problems or {}
-            return (result, *(f"⚠ {problems[f]}" if f in problems else "" for f in FIELDS))
+            return (result, *error_lines(FIELDS, problems or {}))
 
         if not ctx.settings.allow_signup:
             return answer("Registration is closed here; an administrator creates accounts.")
@@ -118,13 +91,7 @@ def build(ctx: AppContext) -> Page:
         gr.Markdown("### Create an account\nSigned-in users get Batch, History, Profile and can flag verdicts.")
         note = gr.Markdown()
         with gr.Column() as form:
-            def field(component):
-                """A form field with its error line right under it."""
-                with gr.Column(min_width=220):
-                    component.render()
-                    error = gr.Markdown(elem_classes="field-error", elem_id=f"{component.elem_id}-error")
-                return component, error
-
+            field = field_with_error
             with gr.Row(elem_classes="cifake-columns"):
                 username, username_error = field(gr.Textbox(label="User name (3-40: letters, digits, _ . -)",
                                                             elem_id="reg-username", render=False))
