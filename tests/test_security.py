@@ -221,16 +221,6 @@ def test_each_address_has_a_budget_of_failures_over_all_accounts(server):
     assert _post_login(server[0], *USER, "127.0.0.1").status_code == 200
 
 
-def test_old_failure_records_are_pruned(server):
-    db = sqlite3.connect(server[1] / "cifake.sqlite3")
-    with db:
-        db.executemany("insert into login_attempts (username, address, at) values (?, ?, ?)",
-                       [("old", "10.0.0.1", 1000.0 + i) for i in range(50)])
-    time.sleep(61)  # pruning runs at most once a minute
-    _post_login(server[0], "nobody", "wrong-password", "127.0.0.5")
-    assert db.execute("select count(*) from login_attempts where at < 2000").fetchone()[0] == 0
-
-
 def test_password_hashing_runs_off_the_event_loop():
     """A flood of sign-ins must not stall other requests: scrypt runs in worker threads, a few at once."""
     source = (PROJECT_ROOT / "webapp" / "server.py").read_text()
@@ -273,8 +263,10 @@ def test_a_session_ends_at_once_when_its_user_is_disabled_reset_or_deleted(serve
 
 def test_sessions_expire_after_the_idle_time(strict_server):
     http = sign_in(strict_server[0], *USER)
-    assert call_event(http, "history", [])[0]  # 15 s of idle time leaves room for a loaded machine
-    time.sleep(17)  # CIFAKE_SESSION_IDLE_MINUTES=0.25
+    assert call_event(http, "history", [])[0]
+    db = sqlite3.connect(strict_server[1] / "cifake.sqlite3")
+    with db:  # as if unused for 16 s (CIFAKE_SESSION_IDLE_MINUTES=0.25), without waiting for it
+        db.execute("update sessions set last_seen = last_seen - 16")
     ok, message = call_event(http, "history", [])
     assert not ok and "Please sign in" in message
 

@@ -189,3 +189,32 @@ def test_admin_pages_say_whether_the_test_split_is_there_before_the_click(tmp_pa
     (tmp_path / "only-train" / "train" / "REAL").mkdir(parents=True)
     usable, message = check(tmp_path / "only-train")
     assert not usable and "test/REAL" in message
+
+
+def test_old_failure_records_and_idle_sessions_are_pruned_at_most_once_a_minute(tmp_path):
+    import sqlite3
+
+    from webapp.auth import Auth
+    from webapp.store import Store
+
+    store = Store(folder=tmp_path)
+    auth = Auth(store, b"k" * 32, idle_seconds=600)
+    db = sqlite3.connect(tmp_path / "cifake.sqlite3")
+
+    def age_rows():
+        with db:
+            db.executemany("insert into login_attempts (username, address, at) values (?, ?, ?)",
+                           [("old", "10.0.0.1", 1000.0 + i) for i in range(50)])
+
+    def old_rows() -> int:
+        return db.execute("select count(*) from login_attempts where at < 2000").fetchone()[0]
+
+    now = time.time()
+    age_rows()
+    auth.check_allowed("nobody", "127.0.0.5", now=now)
+    assert old_rows() == 0  # the first check prunes
+    age_rows()
+    auth.check_allowed("nobody", "127.0.0.5", now=now + 30)
+    assert old_rows() == 50  # not again within the minute
+    auth.check_allowed("nobody", "127.0.0.5", now=now + 61)
+    assert old_rows() == 0
