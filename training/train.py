@@ -376,19 +376,29 @@ def _epoch_index(n_cifake: int, n_extra: int, config: TrainConfig, rng: np.rando
     return np.concatenate([cifake, np.tile(np.arange(n_cifake, n_cifake + n_extra), config.generator_repeats)])
 
 
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Train, checkpoint and early-stop; returns the run folder."""
-    import keras
+@dataclass
+class TrainingData:
+    """What a run learns from: CIFAKE training pictures (then any extra generator sources), validation,
+    the re-delivered copies of every training picture and the teachers' targets when distilling."""
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    n_cifake: int  # the first n_cifake training pictures are CIFAKE's, the rest extra sources
+    extra: object = None  # the extra generator sources (monitoring), training.generators.GeneratedPictures
+    heldout: object = None  # held-out generator sources (monitoring only)
+    variants: np.ndarray | None = None  # (copies, N, 32, 32, 3) re-delivered copies
+    teacher: np.ndarray | None = None  # (copies + 1, N) teachers' P(FAKE)
 
-    run_dir = Path(config.run_dir) if config.run_dir else RUNS_DIR / config.model
-    run_dir.mkdir(parents=True, exist_ok=True)
+
+def training_data(config: TrainConfig, run_dir: Path) -> TrainingData:
     data = load_cifake(config.data or None, config.val_fraction, config.seed)
     train_x, train_y = data.train.images, data.train.labels.astype("float32")
     if config.subset and config.subset < len(train_y):
         pick = np.random.default_rng(config.seed).permutation(len(train_y))[: config.subset]
         train_x, train_y = train_x[np.sort(pick)], train_y[np.sort(pick)]
-    val_x, val_y = data.val.images.astype("float32"), data.val.labels.astype("float32")
-    print(f"data: {len(train_y)} train, {len(val_y)} validation, {len(data.test)} test; {data.dedup_report}", flush=True)
+    print(f"data: {len(train_y)} train, {len(data.val)} validation, {len(data.test)} test; {data.dedup_report}",
+          flush=True)
     if config.distill > 0 and config.generators:
         raise ValueError("distillation and extra generator sources cannot be combined (no teacher targets for them)")
     n_cifake = len(train_y)
@@ -396,8 +406,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if extra is not None:
         train_x = np.concatenate([train_x, extra.images])
         train_y = np.concatenate([train_y, np.ones(len(extra), "float32")])
-
-    variants = None
+    result = TrainingData(train_x, train_y, data.val.images.astype("float32"), data.val.labels.astype("float32"),
+                          n_cifake, extra, heldout)
     if config.redelivery and config.variants > 0:
         started = time.time()
         preset, cache = REDELIVERY_PRESETS[config.redelivery_preset], data_module.CACHE_DIR.parent / "augment"
@@ -405,20 +415,23 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         if len(train_x) > n_cifake:  # the extra sources' copies, cached apart so every fold reuses CIFAKE's
             variants = np.concatenate([variants, make_variants(train_x[n_cifake:], config.variants, config.seed + 1,
                                                                preset, cache_dir=cache)], axis=1)
+        result.variants = variants
         print(f"re-delivery variants {variants.shape} ready in {time.time() - started:.0f} s", flush=True)
-
-    teacher = None
     if config.distill > 0:
         started = time.time()
-        teacher = teacher_probabilities(config.teachers, train_x, variants, run_dir)
+        result.teacher = teacher = teacher_probabilities(config.teachers, train_x, result.variants, run_dir)
         agree = float(((teacher[0] >= 0.5) == (train_y >= 0.5)).mean())
         print(f"teachers {list(config.teachers)}: P(FAKE) for {teacher.shape[0]} copies of {teacher.shape[1]} "
               f"images in {time.time() - started:.0f} s (clean copies agree with the labels {agree:.4f})", flush=True)
+    return result
 
-    epoch_size = len(_epoch_index(n_cifake, len(train_y) - n_cifake, config, np.random.default_rng(0)))
-    steps = int(np.ceil(epoch_size / config.batch_size))
+
+def model_and_state(config: TrainConfig, run_dir: Path, steps: int, resume: bool, distilled: bool):
+    """(model, state): resumed from last.keras + state.json, or new (from `config.init` when set)."""
+    import keras
+
     state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": [], "train_seconds": 0.0}
-    if teacher is not None:  # the teacher pass is part of the training time (teachers.json says how long)
+    if distilled:  # the teacher pass is part of the training time (teachers.json says how long)
         record = run_dir / "teachers.json"
         state["teacher_seconds"] = json.loads(record.read_text())["seconds"] if record.exists() else 0.0
     if resume and (run_dir / "last.keras").exists() and (run_dir / "state.json").exists():
@@ -430,16 +443,71 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             model.optimizer.learning_rate = _cosine(config, steps)
             print(f"schedule now spans {config.epochs} epochs (was {previous.get('epochs')})", flush=True)
         print(f"resuming after epoch {state['epoch']} (best {state['best_val_accuracy']:.4f})", flush=True)
-    else:
-        model = make_model(config, steps)
-        if config.init:
-            init = Path(config.init)
-            spent = _start_from(model, init if init.exists() or init.is_absolute() else PROJECT_ROOT / init)
-            before = float(spent.get("train_seconds", 0.0))  # a stage's time is the whole pipeline's
-            state.update(train_seconds=before, parent={"path": config.init, "train_seconds": before})
-            if "teacher_seconds" in spent:  # the parent's teacher pass, added to this stage's own
-                state["teacher_seconds"] = state.get("teacher_seconds", 0.0) + spent["teacher_seconds"]
-            print(f"starting from {config.init} ({state['train_seconds'] / 60:.1f} min of training before)", flush=True)
+        return model, state
+    model = make_model(config, steps)
+    if config.init:
+        init = Path(config.init)
+        spent = _start_from(model, init if init.exists() or init.is_absolute() else PROJECT_ROOT / init)
+        before = float(spent.get("train_seconds", 0.0))  # a stage's time is the whole pipeline's
+        state.update(train_seconds=before, parent={"path": config.init, "train_seconds": before})
+        if "teacher_seconds" in spent:  # the parent's teacher pass, added to this stage's own
+            state["teacher_seconds"] = state.get("teacher_seconds", 0.0) + spent["teacher_seconds"]
+        print(f"starting from {config.init} ({state['train_seconds'] / 60:.1f} min of training before)", flush=True)
+    return model, state
+
+
+def epoch_targets(data: TrainingData, config: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's pictures (re-delivered copies, flips, shifts) and targets (soft when distilling), shuffled."""
+    rng = np.random.default_rng([config.seed, epoch])
+    index = _epoch_index(data.n_cifake, len(data.train_y) - data.n_cifake, config, rng)
+    epoch_x, choice = epoch_images(data.train_x[index], None if data.variants is None else data.variants[:, index],
+                                   rng, config.p_clean, config.max_shift, return_choice=True)
+    targets = data.train_y[index]
+    if data.teacher is not None:  # the teachers' P(FAKE) of the very copy shown (before flip and shift)
+        soft = data.teacher[choice, index]
+        targets = ((1 - config.distill) * targets + config.distill * soft).astype("float32")
+    order = rng.permutation(len(index))
+    return epoch_x[order].astype("float32"), targets[order]
+
+
+def monitor_generators(record: dict, data: TrainingData, model, ema_model) -> None:
+    """Monitoring only (nothing is chosen on them): how well the extra sources are fitted, and how much
+    of the held-out generators is detected."""
+    def detected(network, images):
+        return float((network.predict(images.astype("float32"), verbose=0) >= 0.5).mean())
+
+    if data.extra is not None:
+        record["generators_detected"] = detected(model, data.train_x[data.n_cifake:])
+    if data.heldout is not None:
+        record["heldout_detected"] = detected(model, data.heldout.images)
+        if ema_model is not None:
+            record["ema_heldout_detected"] = detected(ema_model, data.heldout.images)
+
+
+def epoch_line(record: dict, epochs: int, note: str) -> str:
+    extra = f"  ema_val_acc {record['ema_val_accuracy']:.4f}" if "ema_val_accuracy" in record else ""
+    if "generators_detected" in record:
+        extra += f"  generators_detected {record['generators_detected']:.3f}"
+    if "heldout_detected" in record:
+        extra += f"  heldout_detected {record['heldout_detected']:.3f}"
+        if "ema_heldout_detected" in record:
+            extra += f" (ema {record['ema_heldout_detected']:.3f})"
+    train_acc = "soft targets" if record["accuracy"] is None else f"{record['accuracy']:.4f}"
+    return (f"epoch {record['epoch']:2d}/{epochs}  loss {record['loss']:.4f}  acc {train_acc}  "
+            f"val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}  "
+            f"val_auc {record['val_auc']:.4f}{extra}  {record['seconds']:.0f} s{note}")
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Train, checkpoint every epoch (resumable) and early-stop; returns the run folder."""
+    import keras
+
+    run_dir = Path(config.run_dir) if config.run_dir else RUNS_DIR / config.model
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = training_data(config, run_dir)
+    epoch_size = len(_epoch_index(data.n_cifake, len(data.train_y) - data.n_cifake, config, np.random.default_rng(0)))
+    steps = int(np.ceil(epoch_size / config.batch_size))
+    model, state = model_and_state(config, run_dir, steps, resume, data.teacher is not None)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     ema, ema_model, callbacks = None, None, []
     if config.ema_decay > 0:
@@ -450,43 +518,26 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         callbacks = [_ema_callback(ema)]
 
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
-        rng = np.random.default_rng([config.seed, epoch])
-        index = _epoch_index(n_cifake, len(train_y) - n_cifake, config, rng)
-        epoch_x, choice = epoch_images(train_x[index], None if variants is None else variants[:, index], rng,
-                                       config.p_clean, config.max_shift, return_choice=True)
-        epoch_x = epoch_x.astype("float32")
-        targets = train_y[index]
-        if teacher is not None:  # the teachers' P(FAKE) of the very copy shown (before flip and shift)
-            soft = teacher[choice, index]
-            targets = ((1 - config.distill) * targets + config.distill * soft).astype("float32")
-        order = rng.permutation(len(index))
+        epoch_x, targets = epoch_targets(data, config, epoch)
         started = time.time()
-        fit = model.fit(epoch_x[order], targets[order], batch_size=config.batch_size, epochs=1, verbose=0,
-                        callbacks=callbacks)
+        fit = model.fit(epoch_x, targets, batch_size=config.batch_size, epochs=1, verbose=0, callbacks=callbacks)
         del epoch_x
-        val_loss, val_acc, val_auc = model.evaluate(val_x, val_y, batch_size=512, verbose=0)
+        val_loss, val_acc, val_auc = model.evaluate(data.val_x, data.val_y, batch_size=512, verbose=0)
         # Keras' accuracy compares predictions with the targets: meaningless when they are soft
-        train_accuracy = None if teacher is not None else fit.history["accuracy"][0]
-        record = {"epoch": epoch, "loss": fit.history["loss"][0], "accuracy": train_accuracy,
+        record = {"epoch": epoch, "loss": fit.history["loss"][0],
+                  "accuracy": None if data.teacher is not None else fit.history["accuracy"][0],
                   "val_loss": val_loss, "val_accuracy": val_acc, "val_auc": val_auc}
         candidates = [("raw", val_acc, model)]
         if ema is not None:
             ema_model.set_weights(ema.weights)
-            ema_loss, ema_acc, ema_auc = ema_model.evaluate(val_x, val_y, batch_size=512, verbose=0)
+            ema_loss, ema_acc, ema_auc = ema_model.evaluate(data.val_x, data.val_y, batch_size=512, verbose=0)
             record.update(ema_val_loss=ema_loss, ema_val_accuracy=ema_acc, ema_val_auc=ema_auc)
             candidates.append(("ema", ema_acc, ema_model))
             ema.save(run_dir / "ema.weights.npz")
-        record["seconds"] = seconds = time.time() - started
+        record["seconds"] = time.time() - started
         state["history"].append(record)
-        state["train_seconds"] += seconds
-        if extra is not None:  # monitoring only: how well the extra sources are fitted
-            record["generators_detected"] = float(
-                (model.predict(train_x[n_cifake:].astype("float32"), verbose=0) >= 0.5).mean())
-        if heldout is not None:  # monitoring only: nothing is chosen on the held-out generators
-            record["heldout_detected"] = float((model.predict(heldout.images.astype("float32"), verbose=0) >= 0.5).mean())
-            if ema is not None:
-                record["ema_heldout_detected"] = float(
-                    (ema_model.predict(heldout.images.astype("float32"), verbose=0) >= 0.5).mean())
+        state["train_seconds"] += record["seconds"]
+        monitor_generators(record, data, model, ema_model)
         kind, best_acc, best_model = max(candidates, key=lambda c: c[1])
         if config.select == "last":  # a fixed schedule: the final weights (EMA when kept) are the result
             kind, best_acc, best_model = candidates[-1]
@@ -497,17 +548,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         state["epoch"] = epoch
         _save_model(model, run_dir / "last.keras")
         _save_state(run_dir, state)
-        ema_text = f"  ema_val_acc {record['ema_val_accuracy']:.4f}" if ema is not None else ""
-        if "generators_detected" in record:
-            ema_text += f"  generators_detected {record['generators_detected']:.3f}"
-        if "heldout_detected" in record:
-            ema_text += f"  heldout_detected {record['heldout_detected']:.3f}"
-            if "ema_heldout_detected" in record:
-                ema_text += f" (ema {record['ema_heldout_detected']:.3f})"
-        train_acc = "soft targets" if train_accuracy is None else f"{train_accuracy:.4f}"
-        print(f"epoch {epoch:2d}/{config.epochs}  loss {record['loss']:.4f}  acc {train_acc}  "
-              f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  val_auc {val_auc:.4f}{ema_text}  "
-              f"{seconds:.0f} s{'  *best (' + kind + ')' if improved else ''}", flush=True)
+        print(epoch_line(record, config.epochs, f"  *best ({kind})" if improved else ""), flush=True)
         if epoch - state["best_epoch"] >= config.patience:
             print(f"early stop: no validation improvement for {config.patience} epochs", flush=True)
             break
