@@ -719,6 +719,10 @@ def test_a_reset_mail_is_sent_after_the_answer_so_real_and_unknown_names_answer_
             timings[name] = time.monotonic() - start
         assert max(timings.values()) < 2.0, timings
         assert "/reset?token=" in mail.wait_for_link(2, timeout=60)
+        for _ in range(3):  # 5 an hour from one address: the sixth is refused, and keeps what was typed
+            answer = http.post("/forgot", data={"username": "alice@example.org"})
+        assert answer.status_code == 429 and "Too many requests" in answer.text
+        assert 'value="alice@example.org"' in answer.text
 
 
 # -- 13. plain errors with an id, GET /logout (issue 20) --------------------------------------------------------

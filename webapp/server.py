@@ -205,8 +205,8 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
             form = await request.form()
             wait = ctx.message_limit.wait_time("forgot:" + address(request))
             if wait > 0:
-                return html_page("Forgot password", _forgot_form(f"Too many requests; try again in {wait:.0f} s."),
-                                 429)
+                return html_page("Forgot password", _forgot_form(f"Too many requests; try again in {wait:.0f} s.",
+                                                                 str(form.get("username", ""))), 429)
             response = html_page("Forgot password", "<p>If an account with that name or e-mail has an e-mail "
                                  "address, a reset link is on its way. It works once and expires in "
                                  f"{settings.reset_link_minutes:.0f} minutes.</p>")
@@ -318,10 +318,12 @@ def _send_reset_link(ctx: AppContext, name_or_email: str) -> None:
         log.exception("could not send the reset e-mail")
 
 
-def _forgot_form(error: str = "") -> str:
+def _forgot_form(error: str = "", name: str = "") -> str:
+    """The form; after a refusal, with its message and the name the user typed."""
     message = f'<p class="cifake-error" role="alert">{html.escape(error)}</p>' if error else ""
     return f"""<h2>Forgot your password?</h2>{message}<form method="post" action="/forgot" class="cifake-form">
-<label>User name or e-mail<input name="username" required></label>
+<label>User name or e-mail<input name="username" autocomplete="username" required value="{html.escape(name[:120])}">
+</label>
 <button type="submit">Send me a reset link</button></form>"""
 
 
