@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     from inference.gradcam import GradCAM
     from inference.model_card import EXPORTED_DIR
 
+    import inference.layers  # noqa: F401 (custom layers a shipped model may hold)
+
     model = keras.models.load_model(EXPORTED_DIR / "model.keras")
     graph_call = tf.function(lambda x: model(x, training=False))
     latency["keras_predict_b1_ms"] = median_seconds(lambda: model.predict(batch1, verbose=0), args.repeats) * 1e3

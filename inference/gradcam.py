@@ -67,6 +67,8 @@ class GradCAM:
         import keras
         import tensorflow as tf
 
+        import inference.layers  # noqa: F401 (custom layers a shipped model may hold)
+
         self.metadata = load_metadata(model_dir, check_files=("model.keras",))
         self.decision = Decision.from_dict(self.metadata["decision"])
         model = keras.models.load_model(Path(model_dir) / self.metadata["files"]["model.keras"]["path"])

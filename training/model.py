@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from inference.layers import PositionEmbedding
+
 GRADCAM_LAYER = "last_conv"
 FEATURES_LAYER = "features"
 LOGIT_LAYER = "logit"
@@ -111,18 +113,6 @@ class HybridConfig:
 
 
 HYBRID_CONFIG = HybridConfig()
-
-
-@keras.saving.register_keras_serializable(package="cifake")
-class PositionEmbedding(layers.Layer):
-    """Adds a learned embedding per token position: (N, T, D) -> (N, T, D)."""
-
-    def build(self, input_shape):
-        self.embedding = self.add_weight(shape=(1, input_shape[1], input_shape[2]), name="embedding",
-                                         initializer=keras.initializers.RandomNormal(stddev=0.02))
-
-    def call(self, tokens):
-        return tokens + self.embedding
 
 
 def _attention_block(x, width: int, config: HybridConfig, i: int):
