@@ -753,7 +753,7 @@ def test_profile_and_history_pictures_go_out_only_through_the_checked_media_rout
     from gradio_client import handle_file
 
     alice = sign_in(server[0], *USER)
-    ok, (_, picture_html) = call_event(alice, "save_profile", ["Alice", "alice@example.org", "", None, "",
+    ok, (_, picture_html, *_) = call_event(alice, "save_profile", ["Alice", "alice@example.org", "", None, "",
                                                                upload(alice, sample_paths["REAL"][1])])
     assert ok and "/media/profile/alice?v=" in picture_html and "gradio_api/file" not in picture_html
     user_client.predict(handle_file(str(sample_paths["REAL"][1])), api_name="/predict")
