@@ -49,7 +49,8 @@ def main() -> None:
     demo = build_app(ctx)
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=2)
     print(f"* Serving on http://{settings.host}:{settings.port}/", flush=True)
-    uvicorn.run(create_app(ctx, demo), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(create_app(ctx, demo), host=settings.host, port=settings.port, log_level="warning",
+                timeout_graceful_shutdown=settings.shutdown_seconds)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ def _start(data_dir, database_url: str, name: str) -> tuple[subprocess.Popen, st
     port = _free_port()
     env = {**os.environ, "CIFAKE_DATA_DIR": str(data_dir), "CIFAKE_DATABASE_URL": database_url,
            "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "CIFAKE_ADMIN_USER": ADMIN[0],
-           "CIFAKE_ADMIN_PASSWORD": ADMIN[1], "CIFAKE_WARMUP": "0", "PYTHONUNBUFFERED": "1"}
+           "CIFAKE_ADMIN_PASSWORD": ADMIN[1], "CIFAKE_WARMUP": "0", "PYTHONUNBUFFERED": "1",
+           "CIFAKE_SHUTDOWN_SECONDS": "2"}
     log = open(data_dir.parent / f"{name}.log", "w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)

@@ -223,7 +223,7 @@ def test_each_address_has_a_budget_of_failures_over_all_accounts(server):
 
 def test_password_hashing_runs_off_the_event_loop():
     """A flood of sign-ins must not stall other requests: scrypt runs in worker threads, a few at once."""
-    source = (PROJECT_ROOT / "webapp" / "server.py").read_text()
+    source = (PROJECT_ROOT / "webapp" / "routes" / "account.py").read_text()
     assert "anyio.to_thread.run_sync(auth.sign_in" in source and "limiter=hash_slots" in source
 
 

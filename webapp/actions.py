@@ -1,7 +1,7 @@
 """What more than one page does (pages never import each other): analyse an upload, write its report and
 flag a verdict (Home and the API endpoints), read an admin's labelled zip (Admin · Evaluate and Admin · Retraining),
 check for and run an evaluation (Admin · Model and Admin · Evaluate), keep and show a profile picture
-(Register, Profile and the server's /media route).
+(Register, Profile and the server's /media route), read a stored input (Admin · Retraining and /media).
 Each is a plain function of the app context and the request; errors reach the user as gr.Error."""
 from __future__ import annotations
 
@@ -169,6 +169,15 @@ def save_profile_picture(ctx: AppContext, username: str, path: str) -> str:
     image.save(target)
     ctx.service.store.update_profile(username, picture=str(target.relative_to(ctx.service.folder)))
     return str(target)
+
+
+def stored_input(ctx: AppContext, relative: str) -> Image.Image | None:
+    """A prediction's or a flag's stored 32x32 input (a path inside the data folder), or None."""
+    path = (ctx.service.folder / relative).resolve()
+    if ctx.service.folder not in path.parents or not path.is_file():
+        return None
+    with Image.open(path) as image:
+        return image.convert("RGB")
 
 
 def profile_picture(ctx: AppContext, username: str) -> Image.Image | None:

@@ -48,6 +48,9 @@ class Settings:
     eval_data: str = str(PROJECT_ROOT.parent / "shared" / "datasets" / "cifake")
     warm_up: bool = True
     space_host: str = ""  # SPACE_HOST on Hugging Face Spaces: the only host allowed to frame the app
+    # on SIGTERM, requests in flight get this long; then open streams (an idle gradio_client, a browser tab's
+    # event stream) are closed instead of holding the stop for as long as they stay open
+    shutdown_seconds: int = 10
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -75,5 +78,5 @@ class Settings:
             classify_concurrency=int(env("CIFAKE_CLASSIFY_CONCURRENCY", "4")),
             ort_threads=int(env("CIFAKE_ORT_THREADS", "1")),
             eval_data=env("CIFAKE_EVAL_DATA", cls.eval_data), warm_up=env("CIFAKE_WARMUP", "1") != "0",
-            space_host=env("SPACE_HOST", ""),
+            space_host=env("SPACE_HOST", ""), shutdown_seconds=int(env("CIFAKE_SHUTDOWN_SECONDS", "10")),
         )

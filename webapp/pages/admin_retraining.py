@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 import gradio as gr
-from PIL import Image
 
-from webapp.actions import load_labelled_upload
+from webapp.actions import load_labelled_upload, stored_input
 from webapp.context import VERDICT_TEXT, AppContext
 from webapp.pages import Page, admin_loader
 from webapp.store import AccountError
@@ -26,14 +25,6 @@ def status_markdown(status: dict) -> str:
     if status.get("message"):
         text += f" — {status['message']}"
     return text
-
-
-def _stored_input(ctx: AppContext, relative: str) -> Image.Image | None:
-    path = (ctx.service.folder / relative).resolve()
-    if ctx.service.folder not in path.parents or not path.is_file():
-        return None
-    with Image.open(path) as image:
-        return image.convert("RGB")
 
 
 def _model_said(record: dict | None) -> tuple[str, str]:
@@ -55,7 +46,7 @@ def build(ctx: AppContext) -> Page:
                  said[f["id"]][1]] for f in items]
         pending = [(image, f"#{f['id']} · {f['username']} says {f['claimed_label']} · model said {said[f['id']][1]}"
                            f" · {said[f['id']][0]}") for f in items
-                   if f["status"] == "pending" and (image := _stored_input(ctx, f["image_path"])) is not None]
+                   if f["status"] == "pending" and (image := stored_input(ctx, f["image_path"])) is not None]
         return rows, pending
 
     def review(feedback_id, accept: bool, request: gr.Request):
