@@ -16,13 +16,6 @@ os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="cifake-gradio-
 
 import logging
 
-import uvicorn
-
-from webapp.context import AppContext
-from webapp.server import create_app
-from webapp.settings import Settings
-from webapp.ui import build_app
-
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -37,8 +30,16 @@ def configure_logging() -> None:
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging()  # first: a wrong setting is named at once, before Gradio's seconds of imports
+    from webapp.settings import Settings
+
     settings = Settings.from_env()
+    import uvicorn
+
+    from webapp.context import AppContext
+    from webapp.server import create_app
+    from webapp.ui import build_app
+
     ctx = AppContext.create(settings)
     generated = ctx.service.store.ensure_admin()
     if generated:

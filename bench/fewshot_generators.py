@@ -35,6 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from bench import mean_rows, save_partial
+
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("png", "jpeg75", "png+clean")
 
@@ -149,11 +151,9 @@ def main(argv: list[str] | None = None) -> dict:
             row[variant] = {**measure(model, sets, val_labels), "seconds": round(time.perf_counter() - start, 1)}
         results["generators"][generator] = row
         print(generator, json.dumps(row), flush=True)
-        rows = results["generators"].values()
-        results["mean"] = {who: {key: float(np.mean([r[who][key] for r in rows])) for key in row["parent"]}
+        results["mean"] = {who: mean_rows([r[who] for r in results["generators"].values()], row["parent"])
                            for who in ("parent", *args.variants)}
-        if args.out:
-            Path(args.out).write_text(json.dumps(results, indent=2))
+        save_partial(results, args.out)
     print(json.dumps(results["mean"], indent=2))
     return results
 

@@ -19,12 +19,12 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from bench import mean_rows, save_partial
 from bench.generator_probe import detection_at
 
 
@@ -115,9 +115,8 @@ def main(argv: list[str] | None = None) -> dict:
     for fold in (int(f) for f in args.folds.split(",")):
         results["folds"].append(run_fold(fold, args, cifake, pictures, folds))
         rows = [f["rows"]["3% FP"] for f in results["folds"]]
-        results["mean_at_3pct_fp"] = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
-        if args.out:
-            Path(args.out).write_text(json.dumps(results, indent=2))
+        results["mean_at_3pct_fp"] = mean_rows(rows, rows[0])
+        save_partial(results, args.out)
     print(json.dumps(results["mean_at_3pct_fp"], indent=2))
     return results
 

@@ -117,6 +117,7 @@ def compare_onnx(model_dir: Path, baseline: Path, files: list[bytes], repeats: i
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The measurements of the module docstring in order (fresh processes first); one JSON, one table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifake"))
     parser.add_argument("--repeats", type=int, default=30)

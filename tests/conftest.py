@@ -127,7 +127,23 @@ SLOW_MODULES = {"test_app", "test_browser", "test_security", "test_replicas", "t
 SLOW_TESTS = {"test_a_run_with_a_held_out_fold_never_trains_on_it"}
 
 
+# The suite runs on two or more pytest-xdist workers (pytest.ini). A module's tests stay on one worker, so a
+# module-scoped app server starts once; the retraining tests, each with its own data folder and worker
+# process, are spread one by one, because they are most of the suite's time.
+SPREAD_MODULES = {"test_retrain"}
+# The longest modules start first (measured with --durations); the quick ones then fill the gaps.
+LONGEST_FIRST = ["test_security", "test_browser", "test_retrain", "test_app", "test_batch", "test_train_export",
+                 "test_replicas"]
+
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES or item.originalname in SLOW_TESTS:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+        if module not in SPREAD_MODULES:
+            item.add_marker(pytest.mark.xdist_group(module))
+    rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))  # stable

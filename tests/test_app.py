@@ -260,9 +260,9 @@ def test_first_start_without_a_password_generates_one_and_prints_it_once(tmp_pat
     assert "with password" not in (tmp_path / "server.log").read_text()
 
 
-def test_start_up_prints_no_warnings(server):
+def test_start_up_prints_no_warnings_and_no_library_info_lines(server):
     log = (server[1] / "server.log").read_text()
-    assert "Warning" not in log and "warn(" not in log, log
+    assert "Warning" not in log and "warn(" not in log and " INFO " not in log, log
 
 
 # -- every named endpoint, allowed and refused ----------------------------------------------------------

@@ -181,12 +181,16 @@ def test_gate_refuses_a_version_that_does_not_help(service, classifier):
 @pytest.mark.timeout(900)
 def test_a_second_retrain_is_refused_also_from_a_restarted_app_and_cancel_leaves_nothing(service, classifier):
     from retraining.jobs import RetrainBusyError
+    from retraining.labels import LABELS_NAME, read_labels
     from webapp.service import DetectorService
 
     wrong, claimed = _wrong_set(classifier)
     _add_labelled(service, wrong, claimed)
     expected = service.analyse(wrong[0], name="x").prediction.p_fake
     run_id = service.start_retrain("admin", extra_args=LONG_RUN)
+    labels = read_labels(service.folder / LABELS_NAME)  # starting a run writes the accepted labels for the worker
+    assert len(labels) == len(wrong) and set(labels.values()) == {("REAL", "FAKE")[claimed]}
+    assert all((service.folder / path).is_file() for path in labels)
     with pytest.raises(RetrainBusyError, match="already in progress"):
         service.start_retrain("admin", extra_args=LONG_RUN)
     other = DetectorService(service.folder)  # another app process on the same data folder (a restart)
@@ -332,20 +336,6 @@ def test_the_worker_learns_the_last_accepted_label_of_each_picture_from_the_labe
     assert new.images.shape == (2, 32, 32, 3) and new.images.dtype == np.uint8
     with pytest.raises(ValueError, match="REAL.*FAKE.*'fake'"):
         write_labels(tmp_path / LABELS_NAME, {"images/a.png": "fake"})
-
-
-def test_starting_a_run_writes_the_accepted_labels_for_the_worker(service, classifier):
-    from retraining.labels import LABELS_NAME, read_labels
-
-    wrong, claimed = _wrong_set(classifier)
-    _add_labelled(service, wrong[:3], claimed)
-    service.start_retrain("admin", extra_args=LONG_RUN)
-    try:
-        labels = read_labels(service.folder / LABELS_NAME)
-    finally:
-        service.cancel_retrain()
-    assert len(labels) == 3 and set(labels.values()) == {("REAL", "FAKE")[claimed]}
-    assert all((service.folder / path).is_file() for path in labels)
 
 
 # -- the loop end to end, through the real server -------------------------------------------------------

@@ -218,3 +218,21 @@ def test_old_failure_records_and_idle_sessions_are_pruned_at_most_once_a_minute(
     assert old_rows() == 50  # not again within the minute
     auth.check_allowed("nobody", "127.0.0.5", now=now + 61)
     assert old_rows() == 0
+
+
+def test_every_setting_has_its_variable_and_the_readme_names_each(monkeypatch):
+    from dataclasses import fields
+
+    from webapp.settings import ENV, Settings
+
+    assert set(ENV) == {item.name for item in fields(Settings)}
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert [name for name in ENV.values() if f"`{name}`" not in readme] == []
+    for name in ENV.values():
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"SPACE_HOST": "someone-cifake.hf.space", "CIFAKE_ALLOW_SIGNUP": "off", "CIFAKE_WARMUP": "0",
+                        "CIFAKE_SESSION_IDLE_MINUTES": "0.25", "GRADIO_SERVER_PORT": "9999", "CIFAKE_SMTP_URL": ""}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    assert (settings.trust_proxy, settings.allow_signup, settings.warm_up, settings.session_idle_minutes) == (1, False, False, 0.25)
+    assert settings.public_url == "http://127.0.0.1:9999/" and settings.smtp_url == ""  # empty keeps the default

@@ -25,8 +25,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,13 +33,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from inference.bands import verdict_bands
-from inference.model_card import SCHEMA_VERSION, sha256_of
-from inference.preprocess import DEFAULT_RESAMPLE
-from training.data import CLASS_NAMES, PROJECT_ROOT, load_cifake
+from inference.model_card import sha256_of
+from training.data import PROJECT_ROOT, load_cifake
 from evaluation.metrics import compute_metrics, expected_calibration_error, save_plots
 from training.calibration import fit_mahalanobis, fit_platt, mahalanobis_numpy
-from training.graph import (BACKBONE_PREFIX, CALIBRATED_LOGIT, ONNX_INPUT, ONNX_OUTPUTS, OODCombination,
-                            build_export_model, run_onnx, save_model_files, served_logit)
+from training.graph import (BACKBONE_PREFIX, OODCombination, build_export_model, run_onnx, save_model_files,
+                            served_logit)
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -161,17 +159,18 @@ def library_versions() -> dict:
             "pillow": PIL.__version__, "scikit-learn": sklearn.__version__}
 
 
-def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), data_path: str | None = None,
-           version: int = 1, parent: int | None = None, provenance: dict | None = None) -> dict:
-    import keras
+@dataclass
+class ServedGraph:
+    """Steps 0-2: the graph that is served, with what was fitted on validation on the way."""
+    model: object  # keras.Model: pixels -> (P(FAKE) calibrated, ood_score)
+    val: dict  # training.features.extract(...) of the validation images (logit = the served one)
+    platt: tuple[float, float]
+    decision: dict
+    domain_report: dict
+    passes: int
 
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    train_config = json.loads((run_dir / "config.json").read_text())
-    state = json.loads((run_dir / "state.json").read_text())
-    data = load_cifake(data_path or train_config.get("data") or None, train_config["val_fraction"], train_config["seed"])
-    base = keras.models.load_model(run_dir / "best.keras")
-    members = [keras.models.load_model(path) for path in config.members]
 
+def fit_served_graph(base, members: list, data, config: ExportConfig) -> ServedGraph:
     from training.features import extract
 
     logit, passes = served_logit(base, members, config.flip_tta)
@@ -185,89 +184,64 @@ def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), 
                                     "distance_threshold": combination.distance_threshold,
                                     "distance_scale": combination.distance_scale}
     model = build_export_model(base, platt, domain_head, combination, logit)
+    return ServedGraph(model, val, platt, decision, domain_report, passes)
+
+
+def save_and_measure(graph: ServedGraph, data, staging: Path, run_dir: Path, config: ExportConfig) -> dict:
+    """Steps 3-4 in `staging`: the model files with their parity check, then metrics, bands and plots of
+    the saved ONNX file. Without the test split (a fold of a recipe search) every figure is validation's."""
+    test = data.test if config.evaluate_test else data.val
+    keep = ~data.leaked_test_mask if config.evaluate_test else np.ones(len(data.val), bool)
+    parity_idx = np.random.default_rng(0).permutation(len(test))[: config.parity_images]
+    parity = save_model_files(graph.model, staging, test.images[parity_idx], config.parity_tolerance)
+    parity["source"] = "official test split" if config.evaluate_test else "validation split"
+    val_p, val_ood = run_onnx(staging / "model.onnx", data.val.images)
+    test_p, test_ood = (val_p, val_ood) if not config.evaluate_test else run_onnx(staging / "model.onnx", test.images)
+    metrics = {
+        "validation": compute_metrics(data.val.labels, val_p, config.threshold),
+        "test": compute_metrics(test.labels, test_p, config.threshold),
+        "test_without_leaked": compute_metrics(test.labels[keep], test_p[keep], config.threshold),
+    }
+    if not config.evaluate_test:
+        metrics["test_split_not_evaluated"] = "test and test_without_leaked repeat validation"
+    metrics["test"]["ood_flagged_share"] = float((test_ood > graph.decision["ood_threshold"]).mean())
+    report_dir = staging / "report"
+    plots = save_plots(test.labels, test_p, report_dir, config.threshold,
+                       "(test)" if config.evaluate_test else "(validation)")
+    if (run_dir / "curves.png").exists():
+        shutil.copy(run_dir / "curves.png", report_dir / "training_curves.png")
+        plots["training_curves"] = str(report_dir / "training_curves.png")
+    return {"parity": parity, "metrics": metrics,
+            "bands": {"test": band_table(test.labels, test_p, test_ood, graph.decision),
+                      "validation": band_table(data.val.labels, val_p, val_ood, graph.decision)},
+            "plots": {k: str(Path(v).relative_to(staging)) for k, v in plots.items()},
+            "validation_ece_before": expected_calibration_error(data.val.labels, 1 / (1 + np.exp(-graph.val["logit"])))}
+
+
+def export(run_dir: Path, out_dir: Path, config: ExportConfig = ExportConfig(), data_path: str | None = None,
+           version: int = 1, parent: int | None = None, provenance: dict | None = None) -> dict:
+    """Steps 0-4 of the module docstring; `out_dir` is replaced whole at the end, or left as it was."""
+    import keras
+
+    from training.card import model_card
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    train_config = json.loads((run_dir / "config.json").read_text())
+    state = json.loads((run_dir / "state.json").read_text())
+    data = load_cifake(data_path or train_config.get("data") or None, train_config["val_fraction"], train_config["seed"])
+    base = keras.models.load_model(run_dir / "best.keras")
+    members = [keras.models.load_model(path) for path in config.members]
+    graph = fit_served_graph(base, members, data, config)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
         staging = Path(tmp)
-        # Without the test split (a fold of a recipe search) every figure below comes from validation.
-        test = data.test if config.evaluate_test else data.val
-        keep = ~data.leaked_test_mask if config.evaluate_test else np.ones(len(data.val), bool)
-        parity_idx = np.random.default_rng(0).permutation(len(test))[: config.parity_images]
-        parity = save_model_files(model, staging, test.images[parity_idx], config.parity_tolerance)
-        parity["source"] = "official test split" if config.evaluate_test else "validation split"
-        val_p, val_ood = run_onnx(staging / "model.onnx", data.val.images)
-        test_p, test_ood = (val_p, val_ood) if not config.evaluate_test else run_onnx(staging / "model.onnx", test.images)
-        ood_threshold = decision["ood_threshold"]
-        uncalibrated_val = 1 / (1 + np.exp(-val["logit"]))
-        metrics = {
-            "validation": compute_metrics(data.val.labels, val_p, config.threshold),
-            "test": compute_metrics(test.labels, test_p, config.threshold),
-            "test_without_leaked": compute_metrics(test.labels[keep], test_p[keep], config.threshold),
-        }
-        if not config.evaluate_test:
-            metrics["test_split_not_evaluated"] = "test and test_without_leaked repeat validation"
-        metrics["test"]["ood_flagged_share"] = float((test_ood > ood_threshold).mean())
-        report_dir = staging / "report"
-        plots = save_plots(test.labels, test_p, report_dir, config.threshold,
-                           "(test)" if config.evaluate_test else "(validation)")
-        if (run_dir / "curves.png").exists():
-            shutil.copy(run_dir / "curves.png", report_dir / "training_curves.png")
-            plots["training_curves"] = str(report_dir / "training_curves.png")
-
-        files = file_entries(staging)
-        metadata = {
-            "schema_version": SCHEMA_VERSION,
-            "version": version,
-            "parent_version": parent,
-            "model_name": train_config["model"],
-            "architecture": architecture(base, members, config.flip_tta),
-            "ensemble": {"backbones": [str(run_dir / "best.keras"), *config.members], "flip_tta": config.flip_tta,
-                         "passes_per_picture": passes,
-                         "rule": "mean of the backbones' logits over each picture (and its mirror image), "
-                                 "then Platt scaling",
-                         "gradcam": "the first backbone's unmirrored pass (its last_conv)"},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "class_names": list(CLASS_NAMES),
-            "positive_class": "FAKE",
-            "input": {"name": ONNX_INPUT, "shape": [None, 32, 32, 3],
-                      "dtype": "float32", "range": "0-255 (scaled to [0, 1] inside the graph)", "colour_order": "RGB"},
-            "outputs": [
-                {"index": 0, "name": ONNX_OUTPUTS[0], "shape": [None, 1],
-                 "meaning": "P(FAKE): calibrated probability that the picture is AI-generated"},
-                {"index": 1, "name": ONNX_OUTPUTS[1], "shape": [None, 1],
-                 "meaning": "ood_score: max of the out-of-domain head's logit and the Mahalanobis distance of "
-                            "the pooled features, each scaled so that 0 is its threshold (higher = less like "
-                            "CIFAKE); out of domain above decision.ood_threshold"},
-            ],
-            "preprocessing": {"input_size": [32, 32], "resize": DEFAULT_RESAMPLE, "aspect": "squash (not kept)",
-                              "antialias": "Pillow reducing_gap=3.0 box pre-reduction; JPEG DCT draft for large files",
-                              "alpha": "composited on white", "exif_orientation": "applied",
-                              "animated": "first frame", "colour_order": "RGB", "function": "inference.preprocess.preprocess_image"},
-            "decision": decision,
-            "out_of_domain": domain_report,
-            "calibration": {"method": "Platt scaling sigmoid(a * logit + b), fitted on validation",
-                            "a": platt[0], "b": platt[1], "temperature": 1.0 / platt[0],
-                            "validation_ece_before": expected_calibration_error(data.val.labels, uncalibrated_val),
-                            "validation_ece_after": metrics["validation"]["ece"],
-                            "test_ece_after": metrics["test"]["ece"]},
-            "gradcam": {"layer": "last_conv", "logit_layer": CALIBRATED_LOGIT},
-            "metrics": metrics,
-            "bands": {"test": band_table(test.labels, test_p, test_ood, decision),
-                      "validation": band_table(data.val.labels, val_p, val_ood, decision)},
-            "parity": parity,
-            "training": {"config": train_config, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-                         "best_val_accuracy_uncalibrated": state["best_val_accuracy"],
-                         "train_minutes": round(state["train_seconds"] / 60, 1),
-                         "teacher_minutes": round(state.get("teacher_seconds", 0.0) / 60, 1),  # distillation's pass
-                         "history": state["history"]},
-            "export_config": asdict(config),
-            "provenance": provenance or {"run": str(run_dir)},
-            "data": {"fingerprint": data.fingerprint, "dedup": data.dedup_report,
-                     "validation": f"{train_config['val_fraction']} of deduplicated train, stratified, seed {train_config['seed']}"},
-            "plots": {k: str(Path(v).relative_to(staging)) for k, v in plots.items()},
-            "files": files,
-            "versions": library_versions(),
-        }
+        measured = save_and_measure(graph, data, staging, run_dir, config)
+        metadata = model_card(
+            version=version, parent=parent, run_dir=run_dir, train_config=train_config, state=state,
+            architecture=architecture(base, members, config.flip_tta), graph=graph, measured=measured,
+            config=config, data=data, files=file_entries(staging), versions=library_versions(),
+            provenance=provenance or {"run": str(run_dir)})
         (staging / "model.json").write_text(json.dumps(metadata, indent=2))
         replace_dir(staging, out_dir)
     return metadata

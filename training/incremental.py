@@ -225,7 +225,7 @@ def build_finetuned_version(parent, parent_meta: dict, new_train: Split, replay:
         soft = 1.0 / (1.0 + np.exp(-replay_logit[old_idx]))  # the parent's probabilities (unflipped image)
         targets = np.concatenate([new_train.labels[new_idx], soft]).astype("float32")[:, None]
         loss = logit_model.train_on_batch(images.astype("float32"), targets)
-        if step % 20 == 0 or step == config.steps:
+        if step == 1 or step % 20 == 0 or step == config.steps:  # the first step says training has begun
             status("running", 0.15 + 0.65 * step / config.steps, f"fine-tuning step {step}/{config.steps}, loss {float(loss):.4f}")
     return parent, {"steps": config.steps, "logit_layer": None}
 

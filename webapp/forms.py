@@ -1,8 +1,10 @@
 """What the account forms share (Register, Profile): each field with its error line under it, the checks
-of the profile fields, and which field a store refusal concerns. Every problem is shown at once, beside
+of the profile fields, and which field a store refusal concerns; and the sign-in form, which the Sign in
+tab and the `/login` page (webapp.routes.account) both show. Every problem is shown at once, beside
 its field, never as a toast."""
 from __future__ import annotations
 
+import html
 import re
 
 import gradio as gr
@@ -50,3 +52,25 @@ def field_of(store_message: str) -> str:
     """The form field a store refusal concerns ("" if none)."""
     lowered = store_message.lower()
     return next((field for words, field in STORE_FIELDS if words in lowered), "")
+
+
+SIGNIN_NAME_COOKIE = "cifake_signin_name"  # what a refused sign-in typed, for 2 minutes (webapp.routes.account)
+REFUSALS = {"wrong": "Wrong user name, e-mail or password.",
+            "limited": "Too many failed attempts from here; wait a minute and try again."}
+
+
+def signin_form_html(smtp_enabled: bool, error: str = "", name: str = "", in_app: bool = True) -> str:
+    forgot = '<p><a href="/forgot">Forgot password?</a></p>' if smtp_enabled else \
+        "<p>Forgot your password? Ask an administrator to reset it.</p>"
+    message = f'<p class="cifake-error" role="alert" id="signin-error">{html.escape(error)}</p>' if error else ""
+    register = ("<p>No account yet? Open the <b>Register</b> tab.</p>" if in_app else
+                '<p>No account yet? <a href="/">Register in the app</a>.</p>')
+    return f"""
+<form method="post" action="/login" class="cifake-form" id="signin-form">
+  <h2>Sign in</h2>{message}
+  <label>User name or e-mail<input name="username" autocomplete="username" required
+    value="{html.escape(name[:120])}"></label>
+  <label>Password<input name="password" type="password" autocomplete="current-password" required></label>
+  <button type="submit">Sign in</button>
+</form>{forgot}
+{register}"""

@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from inference.model_card import PROJECT_ROOT
-
-
-def _flag(name: str, default: str) -> bool:
-    return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _proxy_hops(value: str) -> int:
@@ -54,29 +50,35 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        env = os.environ.get
-        host, port = env("GRADIO_SERVER_NAME", "127.0.0.1"), int(env("GRADIO_SERVER_PORT", "7860"))
-        return cls(
-            data_dir=env("CIFAKE_DATA_DIR", cls.data_dir), database_url=env("CIFAKE_DATABASE_URL") or None,
-            host=host, port=port, public_url=env("CIFAKE_PUBLIC_URL", "") or f"http://{host}:{port}/",
-            allow_signup=_flag("CIFAKE_ALLOW_SIGNUP", "1"), smtp_url=env("CIFAKE_SMTP_URL", ""),
-            secret_key=env("CIFAKE_SECRET_KEY", ""),
-            session_idle_minutes=float(env("CIFAKE_SESSION_IDLE_MINUTES", "120")),
-            reset_link_minutes=float(env("CIFAKE_RESET_LINK_MINUTES", "30")),
-            trust_proxy=_proxy_hops(env("CIFAKE_TRUST_PROXY", "1" if env("SPACE_HOST") else "0")),
-            visitor_predictions_per_minute=int(env("CIFAKE_VISITOR_PER_MINUTE", "10")),
-            registrations_per_hour=int(env("CIFAKE_REGISTRATIONS_PER_HOUR", "5")),
-            messages_per_hour=int(env("CIFAKE_MESSAGES_PER_HOUR", "5")),
-            login_address_budget=int(env("CIFAKE_LOGIN_ADDRESS_BUDGET", "30")),
-            max_file_mb=int(env("CIFAKE_MAX_FILE_MB", "20")),
-            upload_request_mb=int(env("CIFAKE_UPLOAD_REQUEST_MB", "200")),
-            visitor_upload_mb_per_minute=int(env("CIFAKE_VISITOR_UPLOAD_MB_PER_MINUTE", "60")),
-            cache_max_mb=int(env("CIFAKE_CACHE_MAX_MB", "2048")),
-            batch_max_files=int(env("CIFAKE_BATCH_MAX_FILES", "500")),
-            zip_max_mb=int(env("CIFAKE_ZIP_MAX_MB", "500")),
-            queue_size=int(env("CIFAKE_QUEUE_SIZE", "64")),
-            classify_concurrency=int(env("CIFAKE_CLASSIFY_CONCURRENCY", "4")),
-            ort_threads=int(env("CIFAKE_ORT_THREADS", "1")),
-            eval_data=env("CIFAKE_EVAL_DATA", cls.eval_data), warm_up=env("CIFAKE_WARMUP", "1") != "0",
-            space_host=env("SPACE_HOST", ""), shutdown_seconds=int(env("CIFAKE_SHUTDOWN_SECONDS", "10")),
-        )
+        """Each field from its variable in ENV (README: Settings); unset or empty keeps the default."""
+        values = {}
+        for item in fields(cls):
+            raw = os.environ.get(ENV[item.name], "").strip()
+            if raw:
+                values[item.name] = PARSE.get(item.name, TYPE_PARSE[item.type])(raw)
+        if "trust_proxy" not in values and os.environ.get("SPACE_HOST"):
+            values["trust_proxy"] = 1  # Spaces runs one proxy in front
+        settings = cls(**values)
+        if not settings.public_url:
+            settings = replace(settings, public_url=f"http://{settings.host}:{settings.port}/")
+        return settings
+
+
+ENV = {  # field -> environment variable
+    "data_dir": "CIFAKE_DATA_DIR", "database_url": "CIFAKE_DATABASE_URL", "host": "GRADIO_SERVER_NAME",
+    "port": "GRADIO_SERVER_PORT", "public_url": "CIFAKE_PUBLIC_URL", "allow_signup": "CIFAKE_ALLOW_SIGNUP",
+    "smtp_url": "CIFAKE_SMTP_URL", "secret_key": "CIFAKE_SECRET_KEY",
+    "session_idle_minutes": "CIFAKE_SESSION_IDLE_MINUTES", "reset_link_minutes": "CIFAKE_RESET_LINK_MINUTES",
+    "trust_proxy": "CIFAKE_TRUST_PROXY", "visitor_predictions_per_minute": "CIFAKE_VISITOR_PER_MINUTE",
+    "registrations_per_hour": "CIFAKE_REGISTRATIONS_PER_HOUR", "messages_per_hour": "CIFAKE_MESSAGES_PER_HOUR",
+    "login_address_budget": "CIFAKE_LOGIN_ADDRESS_BUDGET", "max_file_mb": "CIFAKE_MAX_FILE_MB",
+    "upload_request_mb": "CIFAKE_UPLOAD_REQUEST_MB", "visitor_upload_mb_per_minute": "CIFAKE_VISITOR_UPLOAD_MB_PER_MINUTE",
+    "cache_max_mb": "CIFAKE_CACHE_MAX_MB", "batch_max_files": "CIFAKE_BATCH_MAX_FILES",
+    "zip_max_mb": "CIFAKE_ZIP_MAX_MB", "queue_size": "CIFAKE_QUEUE_SIZE",
+    "classify_concurrency": "CIFAKE_CLASSIFY_CONCURRENCY", "ort_threads": "CIFAKE_ORT_THREADS",
+    "eval_data": "CIFAKE_EVAL_DATA", "warm_up": "CIFAKE_WARMUP", "space_host": "SPACE_HOST",
+    "shutdown_seconds": "CIFAKE_SHUTDOWN_SECONDS",
+}
+TYPE_PARSE = {"str": str, "str | None": str, "int": int, "float": float,
+              "bool": lambda value: value.lower() in ("1", "true", "yes", "on")}
+PARSE = {"trust_proxy": _proxy_hops, "warm_up": lambda value: value != "0"}

@@ -19,53 +19,57 @@ CONFIRM = """(username) => (username && confirm("{verb} the account " + username
 MESSAGE_HEADERS = ["id", "time", "name", "e-mail", "signed in as", "message"]
 
 
-def build(ctx: AppContext) -> Page:
-    store = ctx.service.store
+class UsersActions:
+    """The page's handlers (each checks that an admin calls); `build` lays the page out and wires them."""
 
-    def admin_users(request: gr.Request):
-        ctx.require_admin(request)
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        self.store = ctx.service.store
+
+    def admin_users(self, request: gr.Request):
+        self.ctx.require_admin(request)
         return [[u["username"], u["role"], "disabled" if u["disabled"] else "active", u["full_name"], u["email"],
                  u["mobile"] or "", u["age"] if u["age"] is not None else "", u["address"] or "",
-                 "yes" if u["picture"] else "—"] for u in store.list_users()]
+                 "yes" if u["picture"] else "—"] for u in self.store.list_users()]
 
-    def account_action(username, action, message: str, request: gr.Request, refuse_own: str = ""):
+    def account_action(self, username, action, message: str, request: gr.Request, refuse_own: str = ""):
         """Run `action(stored name)` -> (message, table). The name matches in any case; a declined browser
         confirmation (None) does nothing; a refusal keeps the table (gr.skip) and says why. `refuse_own`:
         the verb an admin may not apply to their own account."""
-        admin = ctx.require_admin(request)
+        admin = self.ctx.require_admin(request)
         if username is None:
             return gr.skip(), gr.skip()
-        name = store.find_username(username) or username.strip()
+        name = self.store.find_username(username) or username.strip()
         if refuse_own and name == admin.username:
             return f"⚠ You cannot {refuse_own} your own account.", gr.skip()
         try:
             action(name)
         except AccountError as err:
             return f"⚠ {err}", gr.skip()
-        return message.format(name=name), admin_users(request)
+        return message.format(name=name), self.admin_users(request)
 
-    def admin_create_user(username, password, role, request: gr.Request):
-        return account_action(username or "", lambda n: store.create_user(n, password or "", role),
+    def admin_create_user(self, username, password, role, request: gr.Request):
+        return self.account_action(username or "", lambda n: self.store.create_user(n, password or "", role),
                               f"Created {{name}} ({role}).", request)
 
-    def admin_disable_user(username, request: gr.Request):
+    def admin_disable_user(self, username, request: gr.Request):
         """Disable an account: its sessions and API tokens stop working at once."""
-        return account_action(username, lambda n: store.set_disabled(n, True), "{name} disabled.", request,
+        return self.account_action(username, lambda n: self.store.set_disabled(n, True), "{name} disabled.", request,
                               refuse_own="disable")
 
-    def admin_enable_user(username, request: gr.Request):
-        return account_action(username or "", lambda n: store.set_disabled(n, False), "{name} enabled.", request)
+    def admin_enable_user(self, username, request: gr.Request):
+        return self.account_action(username or "", lambda n: self.store.set_disabled(n, False), "{name} enabled.", request)
 
-    def admin_reset_password(username, password, request: gr.Request):
-        return account_action(username or "", lambda n: store.set_password(n, password or ""),
+    def admin_reset_password(self, username, password, request: gr.Request):
+        return self.account_action(username or "", lambda n: self.store.set_password(n, password or ""),
                               "Password of {name} reset; their sessions ended.", request)
 
-    def admin_delete_user(username, request: gr.Request):
-        return account_action(username, store.delete_user, "{name} deleted.", request, refuse_own="delete")
+    def admin_delete_user(self, username, request: gr.Request):
+        return self.account_action(username, self.store.delete_user, "{name} deleted.", request, refuse_own="delete")
 
-    def select_user(table, evt: gr.SelectData, request: gr.Request):
+    def select_user(self, table, evt: gr.SelectData, request: gr.Request):
         """A click on a row: that user's name in the box, their picture beside it."""
-        ctx.require_admin(request)
+        self.ctx.require_admin(request)
         row = clicked_row(table, evt)
         if row is None:
             return gr.skip(), gr.skip()
@@ -74,13 +78,17 @@ def build(ctx: AppContext) -> Page:
                    if row[-1] == "yes" else "")
         return name, f"<p>Selected: <b>{html.escape(name)}</b></p>{picture}"
 
-    def admin_messages(request: gr.Request):
-        ctx.require_admin(request)
+    def admin_messages(self, request: gr.Request):
+        self.ctx.require_admin(request)
         return [[m["id"], datetime.fromtimestamp(m["created_at"]).strftime("%Y-%m-%d %H:%M"), m["name"], m["email"],
-                 m["username"] or "", m["body"]] for m in store.list_messages()]
+                 m["username"] or "", m["body"]] for m in self.store.list_messages()]
 
-    def open_page(request: gr.Request):
-        return admin_users(request), admin_messages(request)
+    def open_page(self, request: gr.Request):
+        return self.admin_users(request), self.admin_messages(request)
+
+
+def build(ctx: AppContext) -> Page:
+    actions = UsersActions(ctx)
 
     with gr.Tab("Admin · Users", id="admin-users") as tab:
         users = gr.Dataframe(headers=USER_HEADERS, interactive=False, elem_id="users-table")
@@ -99,14 +107,14 @@ def build(ctx: AppContext) -> Page:
         gr.Markdown("### Messages from the Contact page")
         messages = gr.Dataframe(headers=MESSAGE_HEADERS, interactive=False, wrap=True, elem_id="messages-table")
         refresh = gr.Button("Refresh", size="sm")
-        refresh.click(admin_users, None, users, api_name="admin_users")
-        refresh.click(admin_messages, None, messages, api_name="admin_messages")
-        create.click(admin_create_user, [username, password, role], [message, users], api_name="admin_create_user")
-        users.select(select_user, users, [username, selected], api_visibility="private")
-        disable.click(admin_disable_user, username, [message, users], api_name="admin_disable_user",
+        refresh.click(actions.admin_users, None, users, api_name="admin_users")
+        refresh.click(actions.admin_messages, None, messages, api_name="admin_messages")
+        create.click(actions.admin_create_user, [username, password, role], [message, users], api_name="admin_create_user")
+        users.select(actions.select_user, users, [username, selected], api_visibility="private")
+        disable.click(actions.admin_disable_user, username, [message, users], api_name="admin_disable_user",
                       js=CONFIRM.format(verb="Disable", detail=" Their sessions and API tokens stop at once."))
-        enable.click(admin_enable_user, username, [message, users], api_name="admin_enable_user")
-        reset.click(admin_reset_password, [username, password], [message, users], api_name="admin_reset_password")
-        delete.click(admin_delete_user, username, [message, users], api_name="admin_delete_user",
+        enable.click(actions.admin_enable_user, username, [message, users], api_name="admin_enable_user")
+        reset.click(actions.admin_reset_password, [username, password], [message, users], api_name="admin_reset_password")
+        delete.click(actions.admin_delete_user, username, [message, users], api_name="admin_delete_user",
                      js=CONFIRM.format(verb="Delete", detail=" Their history and pictures go too; this cannot be undone."))
-    return Page(tab, "admin", [(admin_loader(ctx, open_page, 2), [users, messages])])
+    return Page(tab, "admin", [(admin_loader(ctx, actions.open_page, 2), [users, messages])])

@@ -43,13 +43,18 @@ def _thumbnail(path: str) -> Image.Image:
         return image.convert("RGB").resize((EXAMPLE_THUMB_PX, EXAMPLE_THUMB_PX), Image.Resampling.NEAREST)
 
 
-def build(ctx: AppContext) -> Page:
-    examples = example_files()
+class HomeActions:
+    """The page's handlers (visitors and members; the service decides what is stored); `build` lays the
+    page out and wires them."""
 
-    def analyse(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        self.examples = example_files()
+
+    def analyse(self, file_value, method_label: str, target: str, opacity: float, request: gr.Request):
         """One service call: the card shows at once, the heatmap and details when they are ready."""
         heatmap = HeatmapRequest(CAM_METHODS.get(method_label, "gradcam"), TARGETS.get(target), opacity)
-        steps = analyse_upload(ctx, file_value, request, "ui", "Upload a picture first (or click an example).",
+        steps = analyse_upload(self.ctx, file_value, request, "ui", "Upload a picture first (or click an example).",
                                heatmap)
         verdict = next(steps)
         card = result_card_html(verdict)
@@ -61,29 +66,33 @@ def build(ctx: AppContext) -> Page:
             yield (card, None, details_markdown(analysis) + f"\n\n*No heatmap: {analysis.heatmap_error}*", None,
                    gr.File(value=None, visible=False), *flagging)
             return
-        files = [write_report(ctx, analysis), ctx.temp.png(heat.on_original, "cifake-heatmap-")]
+        files = [write_report(self.ctx, analysis), self.ctx.temp.png(heat.on_original, "cifake-heatmap-")]
         small = heat.on_model_input if max(analysis.original_size) > 32 else None  # else the same picture
         yield (card, heat.on_original, details_markdown(analysis), small, gr.File(value=files, visible=True),
                *flagging)
 
-    def analyse_uploaded(file_value, method_label: str, target: str, opacity: float, request: gr.Request):
+    def analyse_uploaded(self, file_value, method_label: str, target: str, opacity: float, request: gr.Request):
         if file_value is None:  # the upload was cleared
             return
-        yield from analyse(file_value, method_label, target, opacity, request)
+        yield from self.analyse(file_value, method_label, target, opacity, request)
 
-    def analyse_example(method_label: str, target: str, opacity: float, evt: gr.SelectData, request: gr.Request):
+    def analyse_example(self, method_label: str, target: str, opacity: float, evt: gr.SelectData, request: gr.Request):
         index = evt.index if isinstance(evt.index, int) else -1
-        if not 0 <= index < len(examples):
+        if not 0 <= index < len(self.examples):
             raise gr.Error("Pick one of the examples.")
-        yield from analyse(examples[index], method_label, target, opacity, request)
+        yield from self.analyse(self.examples[index], method_label, target, opacity, request)
 
-    def flag_as_real(record_id, request: gr.Request):
-        return flag_prediction(ctx, record_id, "REAL", request)
+    def flag_as_real(self, record_id, request: gr.Request):
+        return flag_prediction(self.ctx, record_id, "REAL", request)
 
-    def flag_as_fake(record_id, request: gr.Request):
-        return flag_prediction(ctx, record_id, "FAKE", request)
+    def flag_as_fake(self, record_id, request: gr.Request):
+        return flag_prediction(self.ctx, record_id, "FAKE", request)
 
-    thumbnails = [(_thumbnail(path), f"{i + 1}") for i, path in enumerate(examples)]
+
+def build(ctx: AppContext) -> Page:
+    actions = HomeActions(ctx)
+    thumbnails = [(_thumbnail(path), f"{i + 1}") for i, path in enumerate(actions.examples)]
+
     with gr.Tab("Home", id="home") as tab:
         with gr.Row(elem_id="home-row"):
             with gr.Column(scale=1, min_width=280):
@@ -119,10 +128,10 @@ def build(ctx: AppContext) -> Page:
         outputs = [card, heatmap, details, heat_small, downloads, record_id, flag_row, feedback_msg]
         options = dict(api_visibility="private", concurrency_limit=ctx.settings.classify_concurrency,
                        concurrency_id="heatmap", js=SHOW_RESULT_ON_PHONES)
-        run_button.click(analyse, [upload, method, target, opacity], outputs, **options)
-        upload.upload(analyse_uploaded, [upload, method, target, opacity], outputs, **options)
+        run_button.click(actions.analyse, [upload, method, target, opacity], outputs, **options)
+        upload.upload(actions.analyse_uploaded, [upload, method, target, opacity], outputs, **options)
         if thumbnails:
-            gallery.select(analyse_example, [method, target, opacity], outputs, **options)
-        say_real.click(flag_as_real, [record_id], feedback_msg, api_visibility="private")
-        say_fake.click(flag_as_fake, [record_id], feedback_msg, api_visibility="private")
+            gallery.select(actions.analyse_example, [method, target, opacity], outputs, **options)
+        say_real.click(actions.flag_as_real, [record_id], feedback_msg, api_visibility="private")
+        say_fake.click(actions.flag_as_fake, [record_id], feedback_msg, api_visibility="private")
     return Page(tab, "everyone")

@@ -23,42 +23,46 @@ def _token_rows(ctx: AppContext, username: str) -> list[list]:
             for t in ctx.service.store.list_api_tokens(username)]
 
 
-def build(ctx: AppContext) -> Page:
-    store = ctx.service.store
+class ProfileActions:
+    """The page's handlers (each for the signed-in user only); `build` lays the page out and wires them."""
 
-    def load_profile(request: gr.Request):
-        user = ctx.user(request)
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        self.store = ctx.service.store
+
+    def load_profile(self, request: gr.Request):
+        user = self.ctx.user(request)
         if user is None:
             return ("", "", "", "", "", "", None, [])
         p = user.profile
         return (f"Signed in as **{user.username}** ({user.role})", p["full_name"], p["email"], p["mobile"],
-                "" if p["age"] is None else str(p["age"]), p["address"], profile_picture_html(ctx, user.username),
-                _token_rows(ctx, user.username))
+                "" if p["age"] is None else str(p["age"]), p["address"], profile_picture_html(self.ctx, user.username),
+                _token_rows(self.ctx, user.username))
 
-    def save_profile(full_name, email, mobile, age, address, picture, request: gr.Request):
+    def save_profile(self, full_name, email, mobile, age, address, picture, request: gr.Request):
         """-> (message, picture, one error line per PROFILE_FIELDS): every problem at once, beside its
         field; nothing is saved while any field is wrong."""
-        user = ctx.require_user(request)
+        user = self.ctx.require_user(request)
         problems = contact_problems(mobile, age)
         if not problems:
             try:
-                store.update_profile(user.username, full_name=full_name, email=email, mobile=mobile,
+                self.store.update_profile(user.username, full_name=full_name, email=email, mobile=mobile,
                                      age=parse_age(age), address=address)
             except AccountError as err:
                 problems[field_of(str(err)) or "email"] = str(err)
         if not problems and file_path(picture):
             try:
-                save_profile_picture(ctx, user.username, file_path(picture))
+                save_profile_picture(self.ctx, user.username, file_path(picture))
             except gr.Error as err:
                 problems["picture"] = err.message
         message = "Please fix the fields marked ⚠." if problems else "Profile saved."
-        return message, profile_picture_html(ctx, user.username), *error_lines(PROFILE_FIELDS, problems)
+        return message, profile_picture_html(self.ctx, user.username), *error_lines(PROFILE_FIELDS, problems)
 
-    def change_password(current, new, repeat, request: gr.Request):
+    def change_password(self, current, new, repeat, request: gr.Request):
         """-> (message, the three boxes, one error line per PASSWORD_FIELDS). Emptied only on success."""
-        user = ctx.require_user(request)
+        user = self.ctx.require_user(request)
         problems = {}
-        if not store.authenticate(user.username, current or ""):
+        if not self.store.authenticate(user.username, current or ""):
             problems["current"] = "The current password is wrong."
         if (weak := password_problem(new or "", user.username)) is not None:
             problems["new"] = weak
@@ -66,7 +70,7 @@ def build(ctx: AppContext) -> Page:
             problems["repeat"] = "The two new passwords differ."
         if not problems:
             try:
-                store.set_password(user.username, new or "")  # ends every session: sign in again
+                self.store.set_password(user.username, new or "")  # ends every session: sign in again
             except AccountError as err:
                 problems["new"] = str(err)
         if problems:
@@ -75,27 +79,31 @@ def build(ctx: AppContext) -> Page:
         return ("Password changed. Every session ended; sign in again with the new password.", "", "", "",
                 *error_lines(PASSWORD_FIELDS, {}))
 
-    def create_token(label, request: gr.Request):
-        user = ctx.require_user(request)
-        token = store.create_api_token(user.username, label or "")
-        return (f"Your new API token (shown only now; copy it):\n\n`{token}`", _token_rows(ctx, user.username))
+    def create_token(self, label, request: gr.Request):
+        user = self.ctx.require_user(request)
+        token = self.store.create_api_token(user.username, label or "")
+        return (f"Your new API token (shown only now; copy it):\n\n`{token}`", _token_rows(self.ctx, user.username))
 
-    def revoke_token(token_id, request: gr.Request):
-        user = ctx.require_user(request)
+    def revoke_token(self, token_id, request: gr.Request):
+        user = self.ctx.require_user(request)
         try:
-            store.revoke_api_token(user.username, int(token_id or 0))
+            self.store.revoke_api_token(user.username, int(token_id or 0))
         except AccountError as err:
             raise gr.Error(str(err)) from None
-        return f"Token #{int(token_id)} revoked.", _token_rows(ctx, user.username)
+        return f"Token #{int(token_id)} revoked.", _token_rows(self.ctx, user.username)
 
-    def select_token(table, evt: gr.SelectData, request: gr.Request):
+    def select_token(self, table, evt: gr.SelectData, request: gr.Request):
         """A click on a token's row: its Revoke button (no ids to type)."""
-        ctx.require_user(request)
+        self.ctx.require_user(request)
         row = clicked_row(table, evt)
         if row is None:
             return gr.skip(), gr.skip()
         token, label = int(row[0]), str(row[1])
         return token, gr.Button(f"Revoke “{label}” (#{token})" if label else f"Revoke token #{token}", visible=True)
+
+
+def build(ctx: AppContext) -> Page:
+    actions = ProfileActions(ctx)
 
     with gr.Tab("Profile", id="profile") as tab:
         who = gr.Markdown(elem_id="profile-who")
@@ -135,15 +143,15 @@ def build(ctx: AppContext) -> Page:
             token_id = gr.Number(visible=False, precision=0)
             token_revoke = gr.Button("Revoke token", variant="stop", visible=False, elem_id="token-revoke")
         gr.HTML('<form method="post" action="/logout"><button type="submit" id="signout">Sign out</button></form>')
-        save.click(save_profile, [full_name, email, mobile, age, address, picture],
+        save.click(actions.save_profile, [full_name, email, mobile, age, address, picture],
                    [message, picture_show, email_error, mobile_error, age_error, picture_error],
                    api_visibility="private")
-        pw_button.click(change_password, [current_pw, new_pw, repeat_pw],
+        pw_button.click(actions.change_password, [current_pw, new_pw, repeat_pw],
                         [pw_message, current_pw, new_pw, repeat_pw, current_error, new_error, repeat_error],
                         api_visibility="private")
-        token_create.click(create_token, token_label, [token_shown, tokens], api_visibility="private")
-        tokens.select(select_token, tokens, [token_id, token_revoke], api_visibility="private")
-        token_revoke.click(revoke_token, token_id, [token_shown, tokens], api_visibility="private").then(
+        token_create.click(actions.create_token, token_label, [token_shown, tokens], api_visibility="private")
+        tokens.select(actions.select_token, tokens, [token_id, token_revoke], api_visibility="private")
+        token_revoke.click(actions.revoke_token, token_id, [token_shown, tokens], api_visibility="private").then(
             lambda: gr.Button(visible=False), None, token_revoke, api_visibility="private")
-    return Page(tab, "member", [(load_profile, [who, full_name, email, mobile, age, address, picture_show,
+    return Page(tab, "member", [(actions.load_profile, [who, full_name, email, mobile, age, address, picture_show,
                                                 tokens])])

@@ -44,33 +44,38 @@ def registration_problems(username, full_name, email, mobile, age, address, pass
     return problems
 
 
-def build(ctx: AppContext) -> Page:
-    def registration_token(request: gr.Request):
-        """On open: the form token bound to the browser's CSRF cookie; the form only for visitors."""
-        user = ctx.user(request)
-        note = "" if user is None else f"You are signed in as **{user.username}**; sign out to register someone else."
-        return ctx.auth.csrf_token(request.cookies.get(CSRF_COOKIE)), gr.Column(visible=user is None), note
+class RegisterActions:
+    """The page's handlers (visitors only); `build` lays the page out and wires them."""
 
-    def register(username, full_name, email, mobile, age, address, picture, password, repeat, csrf,
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    def registration_token(self, request: gr.Request):
+        """On open: the form token bound to the browser's CSRF cookie; the form only for visitors."""
+        user = self.ctx.user(request)
+        note = "" if user is None else f"You are signed in as **{user.username}**; sign out to register someone else."
+        return self.ctx.auth.csrf_token(request.cookies.get(CSRF_COOKIE)), gr.Column(visible=user is None), note
+
+    def register(self, username, full_name, email, mobile, age, address, picture, password, repeat, csrf,
                  request: gr.Request):
         """-> (result, one error line per field in FIELDS): every problem at once, each beside its field."""
         def answer(result: str = "", problems: dict | None = None):
             return (result, *error_lines(FIELDS, problems or {}))
 
-        if not ctx.settings.allow_signup:
+        if not self.ctx.settings.allow_signup:
             return answer("Registration is closed here; an administrator creates accounts.")
-        if not ctx.auth.csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
+        if not self.ctx.auth.csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
             return answer("This form has expired or came from another site; reload the page and try again.")
         problems = registration_problems(username, full_name, email, mobile, age, address, password, repeat)
         if problems:
             return answer("Please fix the fields marked ⚠.", problems)
         # every try counts, refused ones too: "is taken" must not answer an unlimited list of names
         try:
-            ctx.check_rate(ctx.register_limit, request, "new accounts")
+            self.ctx.check_rate(self.ctx.register_limit, request, "new accounts")
         except gr.Error as err:
             return answer(f"⚠ {err.message}")
         try:
-            user = ctx.service.store.create_user(username, password, "user", full_name=full_name, email=email,
+            user = self.ctx.service.store.create_user(username, password, "user", full_name=full_name, email=email,
                                                  mobile=mobile, age=parse_age(age),
                                                  address=address)
         except AccountError as err:
@@ -79,10 +84,14 @@ def build(ctx: AppContext) -> Page:
                           {field: str(err)} if field else None)
         if file_path(picture):
             try:
-                save_profile_picture(ctx, user.username, file_path(picture))
+                save_profile_picture(self.ctx, user.username, file_path(picture))
             except gr.Error:
                 pass  # the account stands; the picture can be added under Profile
         return answer(f"Account **{user.username}** created — signing you in…")
+
+
+def build(ctx: AppContext) -> Page:
+    actions = RegisterActions(ctx)
 
     with gr.Tab("Register", id="register") as tab:
         if not ctx.settings.allow_signup:
@@ -115,7 +124,7 @@ def build(ctx: AppContext) -> Page:
             result = gr.Markdown(elem_id="reg-result")
         csrf = gr.State("")
         errors = [username_error, full_name_error, email_error, mobile_error, age_error, password_error, repeat_error]
-        create.click(register, [username, full_name, email, mobile, age, address, picture, password, repeat, csrf],
+        create.click(actions.register, [username, full_name, email, mobile, age, address, picture, password, repeat, csrf],
                      [result, *errors], api_visibility="private").then(
             None, [result, username, password], None, js=SIGN_IN_AFTER_REGISTERING)
-    return Page(tab, "visitor", [(registration_token, [csrf, form, note])])
+    return Page(tab, "visitor", [(actions.registration_token, [csrf, form, note])])

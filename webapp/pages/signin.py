@@ -1,4 +1,5 @@
-"""Sign in: a plain form that posts to `/login` (webapp.server sets the session cookie and comes back).
+"""Sign in: a plain form (webapp.forms) that posts to `/login` (webapp.routes.account sets the session cookie and
+comes back).
 
 A refused sign-in comes back to the app (`/?signin=wrong`, the typed name in a 2-minute cookie): the app opens this tab with the
 message above the form and the name the user typed still in it."""
@@ -10,29 +11,8 @@ from urllib.parse import unquote
 import gradio as gr
 
 from webapp.context import AppContext
+from webapp.forms import REFUSALS, SIGNIN_NAME_COOKIE, signin_form_html
 from webapp.pages import Page
-
-
-SIGNIN_NAME_COOKIE = "cifake_signin_name"  # what a refused sign-in typed, for 2 minutes (webapp.server)
-REFUSALS = {"wrong": "Wrong user name, e-mail or password.",
-            "limited": "Too many failed attempts from here; wait a minute and try again."}
-
-
-def signin_form_html(smtp_enabled: bool, error: str = "", name: str = "", in_app: bool = True) -> str:
-    forgot = '<p><a href="/forgot">Forgot password?</a></p>' if smtp_enabled else \
-        "<p>Forgot your password? Ask an administrator to reset it.</p>"
-    message = f'<p class="cifake-error" role="alert" id="signin-error">{html.escape(error)}</p>' if error else ""
-    register = ("<p>No account yet? Open the <b>Register</b> tab.</p>" if in_app else
-                '<p>No account yet? <a href="/">Register in the app</a>.</p>')
-    return f"""
-<form method="post" action="/login" class="cifake-form" id="signin-form">
-  <h2>Sign in</h2>{message}
-  <label>User name or e-mail<input name="username" autocomplete="username" required
-    value="{html.escape(name[:120])}"></label>
-  <label>Password<input name="password" type="password" autocomplete="current-password" required></label>
-  <button type="submit">Sign in</button>
-</form>{forgot}
-{register}"""
 
 
 def signed_in_html(username: str) -> str:

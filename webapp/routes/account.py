@@ -16,8 +16,8 @@ from starlette.background import BackgroundTask
 from webapp.auth import SESSION_COOKIE, LoginRefused
 from webapp.context import AppContext
 from webapp.cookies import cookie, is_https
+from webapp.forms import SIGNIN_NAME_COOKIE, signin_form_html
 from webapp.mail import send_mail
-from webapp.pages.signin import SIGNIN_NAME_COOKIE, signin_form_html
 from webapp.store import PASSWORD_RULE, AccountError
 from webapp.style import FORM_CSS
 
@@ -26,7 +26,8 @@ FAILED_SIGN_IN_DELAY = 0.5  # seconds before a refused sign-in is answered: a fl
 
 
 def router(ctx: AppContext, hash_slots: anyio.CapacityLimiter) -> APIRouter:
-    """`hash_slots` bounds the scrypt calls at once (sign-in, reset); the rest wait off the event loop."""
+    """`hash_slots` bounds the scrypt calls at once (sign-in, reset); the rest wait off the event loop.
+    Long on purpose: it is the route table, one short closure per route over the same context."""
     routes = APIRouter()
     auth, store, settings = ctx.auth, ctx.service.store, ctx.settings
 

@@ -36,11 +36,16 @@ users = sa.Table(
 )
 # Everything a user owns points at users.id, which is never reused: a new account with a deleted one's
 # name inherits nothing. `username` beside it is only what history shows.
+def owner_columns() -> tuple[sa.Column, sa.Column]:
+    """The owner of a row: `user_id` (None once the user is deleted) and the name at the time."""
+    return (sa.Column("username", sa.String(40), index=True, nullable=False),
+            sa.Column("user_id", sa.Integer, index=True, nullable=True))
+
+
 sessions = sa.Table(  # a browser or gradio_client signed in; the cookie holds the token, we keep its hash
     "sessions", metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column("username", sa.String(40), index=True, nullable=False),
-    sa.Column("user_id", sa.Integer, index=True, nullable=True),
+    *owner_columns(),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("address", sa.String(64), default=""),
@@ -49,8 +54,7 @@ api_tokens = sa.Table(
     "api_tokens", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("token_hash", sa.String(64), unique=True, nullable=False),
-    sa.Column("username", sa.String(40), index=True, nullable=False),
-    sa.Column("user_id", sa.Integer, index=True, nullable=True),
+    *owner_columns(),
     sa.Column("label", sa.String(80), default=""),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("last_used", sa.Float, nullable=True),
@@ -58,8 +62,7 @@ api_tokens = sa.Table(
 reset_tokens = sa.Table(
     "reset_tokens", metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column("username", sa.String(40), index=True, nullable=False),
-    sa.Column("user_id", sa.Integer, index=True, nullable=True),
+    *owner_columns(),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("used_at", sa.Float, nullable=True),
 )
@@ -83,8 +86,7 @@ messages = sa.Table(  # the Contact page
 predictions = sa.Table(
     "predictions", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("username", sa.String(40), index=True, nullable=False),
-    sa.Column("user_id", sa.Integer, index=True, nullable=True),
+    *owner_columns(),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("file_name", sa.String(300), default=""),
     sa.Column("label", sa.String(12), nullable=False),
