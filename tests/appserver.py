@@ -29,7 +29,8 @@ def free_port() -> int:
 def start_server(data_dir, port: int, extra_env: dict | None = None, log_name: str = "server.log") -> subprocess.Popen:
     env = {**os.environ, "CIFAKE_DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
            "GRADIO_SERVER_NAME": "127.0.0.1", "CIFAKE_ADMIN_USER": ADMIN[0], "CIFAKE_ADMIN_PASSWORD": ADMIN[1],
-           "PYTHONUNBUFFERED": "1", "CIFAKE_SHUTDOWN_SECONDS": "2", **(extra_env or {})}
+           "PYTHONUNBUFFERED": "1", "CIFAKE_SHUTDOWN_SECONDS": "2",
+           "CIFAKE_FAILED_SIGN_IN_DELAY": "0.05", **(extra_env or {})}  # the tests' many refusals wait less
     log = open(data_dir / log_name, "w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)

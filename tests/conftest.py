@@ -131,19 +131,22 @@ SLOW_TESTS = {"test_a_run_with_a_held_out_fold_never_trains_on_it"}
 # module-scoped app server starts once; the retraining tests, each with its own data folder and worker
 # process, are spread one by one, because they are most of the suite's time.
 SPREAD_MODULES = {"test_retrain"}
-# The longest modules start first (measured with --durations); the quick ones then fill the gaps.
-LONGEST_FIRST = ["test_security", "test_browser", "test_retrain", "test_app", "test_batch", "test_train_export",
-                 "test_replicas"]
+# The longest work units start first (pytest --durations=0; a retraining test is 10-35 s), then the quick
+# ones fill the gaps.
+LONGEST_FIRST = ["test_security", "test_browser", "test_app", "test_train_export", "test_batch", "test_retrain",
+                 "test_replicas", "test_inference", "test_model", "test_store"]
 
 
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
+@pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
+    """Marks first (xdist's own hook reads the groups); the order last, after pytest's reordering by shared
+    fixtures, which would mix the modules again."""
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
         if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
         if module not in SPREAD_MODULES:
             item.add_marker(pytest.mark.xdist_group(module))
+    yield
     rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))  # stable

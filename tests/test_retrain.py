@@ -388,7 +388,7 @@ def test_flag_accept_retrain_promote_and_roll_back_through_the_app(tmp_path, cla
         with pytest.raises(Exception, match="already in progress"):
             admin.predict(300, api_name="/admin_retrain")
         status = _wait_for(lambda: (lambda s: s if "running" not in s[0] else None)(
-            admin.predict(api_name="/admin_retrain_status")), 1200, "the retraining run", poll=3)
+            admin.predict(api_name="/admin_retrain_status")), 1200, "the retraining run", poll=1)
         assert "v2 promoted" in status[0], status[0]
 
         _, p_after, *_ = user.predict(handle_file(str(picture)), api_name="/predict")

@@ -30,6 +30,7 @@ class Settings:
     registrations_per_hour: int = 5  # per address
     messages_per_hour: int = 5  # contact messages per address
     login_address_budget: int = 30  # failed sign-ins per address per 15 minutes
+    failed_sign_in_delay: float = 0.5  # seconds before a refused sign-in is answered: a flood gets slow answers
     max_file_mb: int = 20
     upload_request_mb: int = 200  # all files of one upload request of a signed-in user (a batch's files come in one)
     visitor_upload_mb_per_minute: int = 60  # upload bytes per visitor address per minute
@@ -71,7 +72,7 @@ ENV = {  # field -> environment variable
     "session_idle_minutes": "CIFAKE_SESSION_IDLE_MINUTES", "reset_link_minutes": "CIFAKE_RESET_LINK_MINUTES",
     "trust_proxy": "CIFAKE_TRUST_PROXY", "visitor_predictions_per_minute": "CIFAKE_VISITOR_PER_MINUTE",
     "registrations_per_hour": "CIFAKE_REGISTRATIONS_PER_HOUR", "messages_per_hour": "CIFAKE_MESSAGES_PER_HOUR",
-    "login_address_budget": "CIFAKE_LOGIN_ADDRESS_BUDGET", "max_file_mb": "CIFAKE_MAX_FILE_MB",
+    "login_address_budget": "CIFAKE_LOGIN_ADDRESS_BUDGET", "failed_sign_in_delay": "CIFAKE_FAILED_SIGN_IN_DELAY", "max_file_mb": "CIFAKE_MAX_FILE_MB",
     "upload_request_mb": "CIFAKE_UPLOAD_REQUEST_MB", "visitor_upload_mb_per_minute": "CIFAKE_VISITOR_UPLOAD_MB_PER_MINUTE",
     "cache_max_mb": "CIFAKE_CACHE_MAX_MB", "batch_max_files": "CIFAKE_BATCH_MAX_FILES",
     "zip_max_mb": "CIFAKE_ZIP_MAX_MB", "queue_size": "CIFAKE_QUEUE_SIZE",

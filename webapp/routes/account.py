@@ -22,7 +22,6 @@ from webapp.store import PASSWORD_RULE, AccountError
 from webapp.style import FORM_CSS
 
 log = logging.getLogger("cifake.server")
-FAILED_SIGN_IN_DELAY = 0.5  # seconds before a refused sign-in is answered: a flood gets slow answers, not CPU
 
 
 def router(ctx: AppContext, hash_slots: anyio.CapacityLimiter) -> APIRouter:
@@ -61,7 +60,7 @@ def router(ctx: AppContext, hash_slots: anyio.CapacityLimiter) -> APIRouter:
                             name: str):
         """Browsers go back to the app, which opens Sign in with the message and the name they typed;
         API clients get the status and the message."""
-        await anyio.sleep(FAILED_SIGN_IN_DELAY)  # costs the event loop nothing; each flooding client waits
+        await anyio.sleep(settings.failed_sign_in_delay)  # costs the event loop nothing; each flooding client waits
         if _wants_html(request):
             # the typed name travels in a short-lived cookie, not the URL (it may be a mistyped password)
             response = RedirectResponse(f"/?signin={refusal}", status_code=303)
