@@ -127,14 +127,33 @@ SLOW_MODULES = {"test_app", "test_browser", "test_security", "test_replicas", "t
 SLOW_TESTS = {"test_a_run_with_a_held_out_fold_never_trains_on_it"}
 
 
-# The suite runs on two or more pytest-xdist workers (pytest.ini). A module's tests stay on one worker, so a
-# module-scoped app server starts once; the retraining tests, each with its own data folder and worker
-# process, are spread one by one, because they are most of the suite's time.
-SPREAD_MODULES = {"test_retrain"}
-# The longest work units start first (pytest --durations=0; a retraining test is 10-35 s), then the quick
-# ones fill the gaps.
+# The suite runs on pytest-xdist workers (pytest.ini). Tests that share a module-scoped fixture (an app
+# server, a browser, a Ray cluster) run on one worker, so it starts once; every other test is scheduled on
+# its own, which packs the workers better.
+# xdist hands out the groups first, the largest first, then the single tests in collection order: of those the
+# longest start first (pytest --durations=0; CIFAKE_TEST_TIMELINE below), the quick ones fill the gaps.
 LONGEST_FIRST = ["test_security", "test_browser", "test_app", "test_train_export", "test_batch", "test_retrain",
                  "test_replicas", "test_inference", "test_model", "test_store"]
+
+
+def _share_groups(items) -> dict:
+    """item -> the name of its group: tests joined by the module-scoped fixtures they use (directly or
+    through another fixture). Tests that use none are left out: they are scheduled one by one."""
+    parent: dict = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    uses = {}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        uses[item] = [f"{item.module.__name__}.{name}" for name, defs in (info.name2fixturedefs.items() if info else ())
+                      if defs and defs[-1].scope == "module"]
+        for one, other in zip(uses[item], uses[item][1:]):
+            parent[root(one)] = root(other)
+    return {item: root(keys[0]) for item, keys in uses.items() if keys}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -145,8 +164,24 @@ def pytest_collection_modifyitems(config, items):
         module = item.module.__name__.rsplit(".", 1)[-1]
         if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
-        if module not in SPREAD_MODULES:
-            item.add_marker(pytest.mark.xdist_group(module))
+    for item, group in _share_groups(items).items():
+        item.add_marker(pytest.mark.xdist_group(group))
     yield
     rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))  # stable
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """CIFAKE_TEST_TIMELINE=file: each worker appends when it ran which test, setup and teardown included
+    (to see how the workers are packed)."""
+    import time
+
+    started = time.time()
+    result = yield
+    target = os.environ.get("CIFAKE_TEST_TIMELINE")
+    if target:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(target, "a") as log:
+            log.write(f"{worker}\t{started:.2f}\t{time.time():.2f}\t{item.nodeid}\n")
+    return result

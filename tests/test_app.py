@@ -183,15 +183,26 @@ def test_profile_and_password_forms_say_every_problem_beside_its_field_and_chang
     assert after == before
 
 
-def test_registration_can_be_closed(tmp_path):
-    port = free_port()
-    process = start_server(tmp_path, port, {"CIFAKE_ALLOW_SIGNUP": "0", "CIFAKE_WARMUP": "0"})
+@pytest.fixture(scope="module")
+def two_starts(tmp_path_factory):
+    """One data folder started twice: first without an admin password, then again with registration
+    closed. Returns (folder, first start's log, second start's log, second start's /config)."""
+    folder, port = tmp_path_factory.mktemp("twostarts"), free_port()
+    env = {"CIFAKE_ADMIN_PASSWORD": "", "CIFAKE_WARMUP": "0"}
+    stop_server(start_server(folder, port, env))
+    first_log = (folder / "server.log").read_text()
+    process = start_server(folder, port, {**env, "CIFAKE_ALLOW_SIGNUP": "0"})
     try:
         config = httpx.get(f"http://127.0.0.1:{port}/config").text
-        assert "Registration is closed here" in config  # the Register tab says so ...
-        assert '"api_name": "register"' not in config.replace('":"', '": "')  # ... and has no form to submit
     finally:
         stop_server(process)
+    return folder, first_log, (folder / "server.log").read_text(), config
+
+
+def test_registration_can_be_closed(two_starts):
+    config = two_starts[3]
+    assert "Registration is closed here" in config  # the Register tab says so ...
+    assert '"api_name": "register"' not in config.replace('":"', '": "')  # ... and has no form to submit
 
 
 def test_contact_messages_reach_the_admins(server, admin_client):
@@ -245,19 +256,15 @@ def test_sqlite_file_holds_the_users_and_history(server, user_client):
     assert all(h.startswith("scrypt$") and ADMIN[1] not in h for h in hashes)
 
 
-def test_first_start_without_a_password_generates_one_and_prints_it_once(tmp_path):
-    port = free_port()
-    env = {"CIFAKE_ADMIN_PASSWORD": "", "CIFAKE_WARMUP": "0"}
-    stop_server(start_server(tmp_path, port, env))
-    log = (tmp_path / "server.log").read_text()
-    assert "created admin 'admin' with password:" in log
-    password = log.split("with password: ")[1].split()[0]
+def test_first_start_without_a_password_generates_one_and_prints_it_once(two_starts):
+    folder, first_log, second_log, _ = two_starts
+    assert "created admin 'admin' with password:" in first_log
+    password = first_log.split("with password: ")[1].split()[0]
     assert len(password) >= 16
     from webapp.store import Store
 
-    assert Store(folder=tmp_path).authenticate("admin", password)
-    stop_server(start_server(tmp_path, port, env))  # second start: no new password
-    assert "with password" not in (tmp_path / "server.log").read_text()
+    assert Store(folder=folder).authenticate("admin", password)
+    assert "with password" not in second_log  # second start: no new password
 
 
 def test_start_up_prints_no_warnings_and_no_library_info_lines(server):

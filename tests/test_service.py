@@ -5,7 +5,6 @@ The pages are built in this process around a real `DetectorService` on the shipp
 real ONNX Runtime session, spied on, not mocked) and their handlers are called as Gradio calls them."""
 import json
 
-import gradio as gr
 import numpy as np
 import pytest
 
@@ -40,6 +39,8 @@ def ctx(tmp_path_factory):
 
 def _page_handler(ctx, page_module, name: str):
     """The handler `name` as the page registered it with Gradio."""
+    import gradio as gr
+
     with gr.Blocks() as demo:
         page = page_module.build(ctx)
     handlers = [f.fn for f in demo.fns.values() if f.name == name]
@@ -90,6 +91,8 @@ def test_a_failed_heatmap_leaves_the_verdict_and_says_why(ctx, sample_paths, mon
 
 
 def test_about_shows_the_served_models_decision_rule_with_its_guard(ctx):
+    import gradio as gr
+
     from inference.bands import Decision
     from inference.model_card import load_metadata
     from webapp.pages import about
