@@ -1,5 +1,5 @@
-"""`python app.py` starts without library INFO lines (Alembic's plugin set-up, its migration steps)
-unless CIFAKE_LOG_LEVEL asks for them."""
+"""`python app.py` starts without library INFO lines (Alembic's plugin set-up, its migration steps,
+TensorFlow's C++ notices while the warm-up loads it) unless CIFAKE_LOG_LEVEL asks for them."""
 import os
 import subprocess
 import sys
@@ -38,3 +38,31 @@ def test_an_unknown_log_level_is_named(tmp_path, level):
     result = _start(tmp_path, CIFAKE_LOG_LEVEL=level)
     assert result.returncode == 1 and f"CIFAKE_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; got {level!r}" \
         in result.stderr
+
+
+WARM_UP = ("import sys\n"
+           "from webapp.service import DetectorService\n"
+           "DetectorService(sys.argv[1]).warm_up().join()\n"
+           "print('warm', file=sys.stderr)\n")
+
+
+def test_the_warm_up_loads_tensorflow_without_its_native_info_lines(tmp_path):
+    result = subprocess.run([sys.executable, "-c", WARM_UP, str(tmp_path / "data")], cwd=PROJECT_ROOT,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "warm\n"  # not "I0000 ... oneDNN custom operations are on", nor absl's notice
+
+
+def test_the_filter_drops_only_native_info_lines_and_passes_everything_else():
+    code = ("import os, sys\n"
+            "from inference.quiet import native_info_dropped\n"
+            "with native_info_dropped():\n"
+            "    os.write(2, b'I0000 00:00:1796287132.501433   15285 port.cc:153] oneDNN custom operations\\n')\n"
+            "    os.write(2, b'To enable the following instructions: AVX2 FMA\\n')\n"
+            "    print('a warning of ours', file=sys.stderr, flush=True)\n"
+            "    os.write(2, b'E0000 00:00:1796287132.5 15285 x.cc:1] a native error\\n')\n"
+            "print('after', file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.stderr == "a warning of ours\nE0000 00:00:1796287132.5 15285 x.cc:1] a native error\nafter\n"

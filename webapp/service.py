@@ -108,11 +108,15 @@ class DetectorService:
             return self._classifier, version
 
     def gradcam(self, version: int):
-        from inference.gradcam import GradCAM
+        """The version's Grad-CAM; the first one loads TensorFlow, without its C++ INFO lines on stderr."""
+        from inference.quiet import native_info_dropped
 
         with self._model_lock:
             if version not in self._cams:
-                self._cams[version] = GradCAM(self.registry.version_dir(version))
+                with native_info_dropped():
+                    from inference.gradcam import GradCAM
+
+                    self._cams[version] = GradCAM(self.registry.version_dir(version))
             return self._cams[version]
 
     def warm_up(self) -> threading.Thread:
