@@ -136,6 +136,10 @@ LONGEST_FIRST = ["test_security", "test_browser", "test_app", "test_train_export
                  "test_replicas", "test_inference", "test_model", "test_store"]
 
 
+def _module(item) -> str:
+    return item.module.__name__.rsplit(".", 1)[-1]
+
+
 def _share_groups(items) -> dict:
     """item -> the name of its group: tests joined by the module-scoped fixtures they use (directly or
     through another fixture). Tests that use none are left out: they are scheduled one by one."""
@@ -161,14 +165,13 @@ def pytest_collection_modifyitems(config, items):
     """Marks first (xdist's own hook reads the groups); the order last, after pytest's reordering by shared
     fixtures, which would mix the modules again."""
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
+        if _module(item) in SLOW_MODULES or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
     for item, group in _share_groups(items).items():
         item.add_marker(pytest.mark.xdist_group(group))
     yield
     rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))  # stable
+    items.sort(key=lambda item: rank.get(_module(item), len(rank)))  # stable
 
 
 @pytest.hookimpl(wrapper=True)

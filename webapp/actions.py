@@ -1,7 +1,7 @@
 """What more than one page does (pages never import each other): analyse an upload, write its report and
 flag a verdict (Home and the API endpoints), read an admin's labelled zip (Admin · Evaluate and Admin · Retraining),
 check for and run an evaluation (Admin · Model and Admin · Evaluate), keep and show a profile picture
-(Register, Profile and the server's /media route), read a stored input (Admin · Retraining and /media).
+(Register, Profile and the server's /media route), read a stored picture (Admin · Retraining and /media).
 Each is a plain function of the app context and the request; errors reach the user as gr.Error."""
 from __future__ import annotations
 
@@ -171,8 +171,9 @@ def save_profile_picture(ctx: AppContext, username: str, path: str) -> str:
     return str(target)
 
 
-def stored_input(ctx: AppContext, relative: str) -> Image.Image | None:
-    """A prediction's or a flag's stored 32x32 input (a path inside the data folder), or None."""
+def stored_picture(ctx: AppContext, relative: str) -> Image.Image | None:
+    """A picture the app keeps in its data folder (a prediction's or a flag's 32x32 input, a profile
+    picture), or None if it is gone or the path leads out of the folder."""
     path = (ctx.service.folder / relative).resolve()
     if ctx.service.folder not in path.parents or not path.is_file():
         return None
@@ -184,11 +185,7 @@ def profile_picture(ctx: AppContext, username: str) -> Image.Image | None:
     """The stored picture of `username` (callers check that the asker may see it)."""
     user = ctx.service.store.get_user(username)
     picture = user.profile.get("picture") if user else ""
-    path = ctx.service.folder / picture if picture else None  # older rows hold absolute paths; "/" keeps them
-    if path is None or not path.is_file() or ctx.service.folder not in path.resolve().parents:
-        return None
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    return stored_picture(ctx, picture) if picture else None  # older rows hold absolute paths; "/" keeps them
 
 
 def profile_picture_html(ctx: AppContext, username: str) -> str:

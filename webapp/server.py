@@ -24,7 +24,6 @@ from webapp.style import APP_CSS
 from webapp.uploads import keep_cache_under
 
 log = logging.getLogger("cifake.server")
-HASH_SLOTS = 2  # scrypt calls at once (64 MB and ~50 ms each); the rest wait without blocking the loop
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -108,7 +107,7 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
     """Routes, then the middleware (last added is outermost), then the Blocks mounted at `/`."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     auth, settings = ctx.auth, ctx.settings
-    app.include_router(account.router(ctx, anyio.CapacityLimiter(HASH_SLOTS)))
+    app.include_router(account.router(ctx))
     app.include_router(media.router(ctx))
 
     async def who(scope) -> tuple[bool, str]:

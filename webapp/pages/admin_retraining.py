@@ -6,7 +6,7 @@ import re
 
 import gradio as gr
 
-from webapp.actions import load_labelled_upload, stored_input
+from webapp.actions import load_labelled_upload, stored_picture
 from webapp.context import VERDICT_TEXT, AppContext
 from webapp.pages import Page, admin_loader
 from webapp.store import AccountError
@@ -49,7 +49,7 @@ class RetrainingActions:
                  said[f["id"]][1]] for f in items]
         pending = [(image, f"#{f['id']} · {f['username']} says {f['claimed_label']} · model said {said[f['id']][1]}"
                            f" · {said[f['id']][0]}") for f in items
-                   if f["status"] == "pending" and (image := stored_input(self.ctx, f["image_path"])) is not None]
+                   if f["status"] == "pending" and (image := stored_picture(self.ctx, f["image_path"])) is not None]
         return rows, pending
 
     def review(self, feedback_id, accept: bool, request: gr.Request):

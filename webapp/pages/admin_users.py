@@ -50,19 +50,19 @@ class UsersActions:
 
     def admin_create_user(self, username, password, role, request: gr.Request):
         return self.account_action(username or "", lambda n: self.store.create_user(n, password or "", role),
-                              f"Created {{name}} ({role}).", request)
+                                   f"Created {{name}} ({role}).", request)
 
     def admin_disable_user(self, username, request: gr.Request):
         """Disable an account: its sessions and API tokens stop working at once."""
         return self.account_action(username, lambda n: self.store.set_disabled(n, True), "{name} disabled.", request,
-                              refuse_own="disable")
+                                   refuse_own="disable")
 
     def admin_enable_user(self, username, request: gr.Request):
         return self.account_action(username or "", lambda n: self.store.set_disabled(n, False), "{name} enabled.", request)
 
     def admin_reset_password(self, username, password, request: gr.Request):
         return self.account_action(username or "", lambda n: self.store.set_password(n, password or ""),
-                              "Password of {name} reset; their sessions ended.", request)
+                                   "Password of {name} reset; their sessions ended.", request)
 
     def admin_delete_user(self, username, request: gr.Request):
         return self.account_action(username, self.store.delete_user, "{name} deleted.", request, refuse_own="delete")

@@ -47,7 +47,7 @@ class ProfileActions:
         if not problems:
             try:
                 self.store.update_profile(user.username, full_name=full_name, email=email, mobile=mobile,
-                                     age=parse_age(age), address=address)
+                                          age=parse_age(age), address=address)
             except AccountError as err:
                 problems[field_of(str(err)) or "email"] = str(err)
         if not problems and file_path(picture):
@@ -154,4 +154,4 @@ def build(ctx: AppContext) -> Page:
         token_revoke.click(actions.revoke_token, token_id, [token_shown, tokens], api_visibility="private").then(
             lambda: gr.Button(visible=False), None, token_revoke, api_visibility="private")
     return Page(tab, "member", [(actions.load_profile, [who, full_name, email, mobile, age, address, picture_show,
-                                                tokens])])
+                                                        tokens])])

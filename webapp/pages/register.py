@@ -76,8 +76,7 @@ class RegisterActions:
             return answer(f"⚠ {err.message}")
         try:
             user = self.ctx.service.store.create_user(username, password, "user", full_name=full_name, email=email,
-                                                 mobile=mobile, age=parse_age(age),
-                                                 address=address)
+                                                      mobile=mobile, age=parse_age(age), address=address)
         except AccountError as err:
             field = field_of(str(err))
             return answer(f"⚠ {err}" if not field else "Please fix the fields marked ⚠.",

@@ -16,22 +16,26 @@ from starlette.background import BackgroundTask
 from webapp.auth import SESSION_COOKIE, LoginRefused
 from webapp.context import AppContext
 from webapp.cookies import cookie, is_https
-from webapp.forms import SIGNIN_NAME_COOKIE, signin_form_html
+from webapp.forms import REFUSALS, SIGNIN_NAME_COOKIE, signin_form_html
 from webapp.mail import send_mail
 from webapp.store import PASSWORD_RULE, AccountError
 from webapp.style import FORM_CSS
 
 log = logging.getLogger("cifake.server")
+HASH_SLOTS = 2  # scrypt calls at once (64 MB and ~50 ms each); the rest wait without blocking the loop
 
 
-def router(ctx: AppContext, hash_slots: anyio.CapacityLimiter) -> APIRouter:
-    """`hash_slots` bounds the scrypt calls at once (sign-in, reset); the rest wait off the event loop.
-    Long on purpose: it is the route table, one short closure per route over the same context."""
+def router(ctx: AppContext) -> APIRouter:
+    """Long on purpose: it is the route table, one short closure per route over the same context."""
     routes = APIRouter()
     auth, store, settings = ctx.auth, ctx.service.store, ctx.settings
+    hash_slots = anyio.CapacityLimiter(HASH_SLOTS)  # sign-in and reset hash in worker threads, a few at once
 
     def address(request: Request) -> str:
         return auth.client_address(request.headers, request.client)
+
+    def _https(request: Request) -> bool:
+        return is_https(request.scope, settings.trust_proxy)
 
     @routes.get("/login")
     def login_page(request: Request):
@@ -49,7 +53,7 @@ def router(ctx: AppContext, hash_slots: anyio.CapacityLimiter) -> APIRouter:
             return await _login_failed(request, str(err), 429, {"Retry-After": str(int(err.retry_after) + 1)},
                                        "limited", name)
         if username is None:
-            return await _login_failed(request, "Wrong user name, e-mail or password.", 401, None, "wrong", name)
+            return await _login_failed(request, REFUSALS["wrong"], 401, None, "wrong", name)
         token = auth.sign(store.create_session(username, address(request)))
         response = RedirectResponse("/", status_code=303) if _wants_html(request) else \
             JSONResponse({"success": True, "username": username})
@@ -118,9 +122,6 @@ def router(ctx: AppContext, hash_slots: anyio.CapacityLimiter) -> APIRouter:
             return html_page("Reset password", _reset_form(token, str(err)), 400)
         return html_page("Password changed", f"<p>The password of <b>{html.escape(username)}</b> is changed and "
                          "every session of the account ended. <a href='/login'>Sign in</a>.</p>")
-
-    def _https(request: Request) -> bool:
-        return is_https(request.scope, settings.trust_proxy)
 
     return routes
 

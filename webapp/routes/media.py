@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from webapp.actions import profile_picture as load_profile_picture
-from webapp.actions import stored_input as load_stored_input
+from webapp.actions import stored_picture
 from webapp.context import AppContext
 
 NOT_FOUND = "Not found."  # one answer for "absent" and "not yours": no oracle
@@ -41,7 +41,7 @@ def router(ctx: AppContext) -> APIRouter:
         row = own_record(prediction_id, request)
         if row is None:
             return Response(NOT_FOUND, status_code=404)
-        return png_response(load_stored_input(ctx, row["image_path"]) if row["image_path"] else None)
+        return png_response(stored_picture(ctx, row["image_path"]) if row["image_path"] else None)
 
     @routes.get("/media/thumbnail/{prediction_id}")
     def thumbnail(prediction_id: int, request: Request):
