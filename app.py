@@ -34,10 +34,8 @@ def main() -> None:
     from webapp.settings import Settings
 
     settings = Settings.from_env()
-    import uvicorn
-
     from webapp.context import AppContext
-    from webapp.server import create_app
+    from webapp.server import create_app, serve
     from webapp.ui import build_app
 
     ctx = AppContext.create(settings)
@@ -50,8 +48,7 @@ def main() -> None:
     demo = build_app(ctx)
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=2)
     print(f"* Serving on http://{settings.host}:{settings.port}/", flush=True)
-    uvicorn.run(create_app(ctx, demo), host=settings.host, port=settings.port, log_level="warning",
-                timeout_graceful_shutdown=settings.shutdown_seconds)
+    serve(create_app(ctx, demo), settings)
 
 
 if __name__ == "__main__":

@@ -176,15 +176,21 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    """CIFAKE_TEST_TIMELINE=file: each worker appends when it ran which test, setup and teardown included
-    (to see how the workers are packed)."""
+    """CIFAKE_TEST_TIMELINE=file: each worker appends when it ran which test, setup and teardown included,
+    and the CPU seconds it took (its own, and its child processes' once they are reaped: an app server's
+    count at the teardown that stops it), to see how the workers are packed and where the CPU goes."""
+    import resource
     import time
 
-    started = time.time()
+    def cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    started, cpu_before = time.time(), cpu()
     result = yield
     target = os.environ.get("CIFAKE_TEST_TIMELINE")
     if target:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         with open(target, "a") as log:
-            log.write(f"{worker}\t{started:.2f}\t{time.time():.2f}\t{item.nodeid}\n")
+            log.write(f"{worker}\t{started:.2f}\t{time.time():.2f}\t{cpu() - cpu_before:.2f}\t{item.nodeid}\n")
     return result

@@ -1,7 +1,9 @@
 """The real app: `python app.py` on a free port with a real SQLite file, driven with gradio_client and
 over HTTP as a browser would. Every named endpoint is called by a role that may and one that may not."""
+import contextlib
 import re
 import sqlite3
+import time
 import zipfile
 
 import httpx
@@ -16,7 +18,7 @@ LABELS = ("REAL", "FAKE", "UNCERTAIN")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_cifake):
     data_dir = tmp_path_factory.mktemp("appdata")
-    env = {"CIFAKE_WARMUP": "0", "CIFAKE_REGISTRATIONS_PER_HOUR": "50",  # refused registrations count too
+    env = {"CIFAKE_REGISTRATIONS_PER_HOUR": "50",  # refused registrations count too; the warm-up is on (as deployed)
            "CIFAKE_VISITOR_PER_MINUTE": "100", "CIFAKE_EVAL_DATA": str(tiny_cifake)}  # every visitor here is 127.0.0.1; the limit: test_security.py
     with running_app(data_dir, env, [(*USER, "alice@example.org")]) as (url, _):
         yield url, data_dir
@@ -183,20 +185,45 @@ def test_profile_and_password_forms_say_every_problem_beside_its_field_and_chang
     assert after == before
 
 
+def _hold_a_heartbeat(url: str) -> None:
+    """Open the stream every browser tab holds (Gradio's heartbeat) and return once it is flowing."""
+    import threading
+
+    flowing = threading.Event()
+
+    def listen():
+        with contextlib.suppress(httpx.HTTPError), httpx.stream("GET", f"{url}gradio_api/heartbeat/tab1",
+                                                                 timeout=120) as stream:
+            for _ in stream.iter_lines():
+                flowing.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert flowing.wait(60), "no heartbeat"
+
+
 @pytest.fixture(scope="module")
 def two_starts(tmp_path_factory):
     """One data folder started twice: first without an admin password, then again with registration
-    closed. Returns (folder, first start's log, second start's log, second start's /config)."""
+    closed, stopped while a tab's heartbeat stream is open (with 30 s allowed for open requests).
+    Returns (folder, first start's log, second start's log, second start's /config, seconds to stop)."""
     folder, port = tmp_path_factory.mktemp("twostarts"), free_port()
     env = {"CIFAKE_ADMIN_PASSWORD": "", "CIFAKE_WARMUP": "0"}
     stop_server(start_server(folder, port, env))
     first_log = (folder / "server.log").read_text()
-    process = start_server(folder, port, {**env, "CIFAKE_ALLOW_SIGNUP": "0"})
+    process = start_server(folder, port, {**env, "CIFAKE_ALLOW_SIGNUP": "0", "CIFAKE_SHUTDOWN_SECONDS": "30"})
     try:
         config = httpx.get(f"http://127.0.0.1:{port}/config").text
+        _hold_a_heartbeat(f"http://127.0.0.1:{port}/")
     finally:
+        started = time.monotonic()
         stop_server(process)
-    return folder, first_log, (folder / "server.log").read_text(), config
+    return folder, first_log, (folder / "server.log").read_text(), config, time.monotonic() - started
+
+
+def test_a_stop_ends_the_open_tabs_streams_at_once_and_quietly(two_starts):
+    *_, second_log, _, stop_seconds = two_starts
+    assert stop_seconds < 10, f"{stop_seconds:.1f} s: the stop waited for the heartbeat stream"
+    assert "Traceback" not in second_log and "ERROR" not in second_log, second_log
 
 
 def test_registration_can_be_closed(two_starts):
@@ -257,7 +284,7 @@ def test_sqlite_file_holds_the_users_and_history(server, user_client):
 
 
 def test_first_start_without_a_password_generates_one_and_prints_it_once(two_starts):
-    folder, first_log, second_log, _ = two_starts
+    folder, first_log, second_log, *_ = two_starts
     assert "created admin 'admin' with password:" in first_log
     password = first_log.split("with password: ")[1].split()[0]
     assert len(password) >= 16
@@ -267,9 +294,21 @@ def test_first_start_without_a_password_generates_one_and_prints_it_once(two_sta
     assert "with password" not in second_log  # second start: no new password
 
 
-def test_start_up_prints_no_warnings_and_no_library_info_lines(server):
+def test_the_log_stays_quiet_through_the_warm_up_a_heatmap_and_refusals(server, visitor_client, sample_paths):
+    """This server runs with the default warm-up, which loads TensorFlow in the background at start (its C++
+    notices are dropped); a refusal is the user's answer, not a traceback in the log."""
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception, match="Please sign in"):
+        visitor_client.predict(api_name="/history")
+    *_, heatmap, _ = visitor_client.predict(handle_file(str(sample_paths["FAKE"][0])), "Grad-CAM",
+                                            api_name="/predict_heatmap")  # TensorFlow is loaded by now
+    assert heatmap
     log = (server[1] / "server.log").read_text()
+    assert log.startswith("* Serving on http://127.0.0.1:"), log
     assert "Warning" not in log and "warn(" not in log and " INFO " not in log, log
+    assert "Traceback" not in log, log
+    assert not re.search(r"^I\d{4} |oneDNN custom operations|To enable the following instructions", log, re.M), log
 
 
 # -- every named endpoint, allowed and refused ----------------------------------------------------------

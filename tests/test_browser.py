@@ -52,6 +52,21 @@ def browser():
         browser.close()
 
 
+@pytest.fixture
+def new_page(browser):
+    """new_page(width, height) -> a page in a context of its own; every context is closed after the test
+    (an open Gradio page keeps Chromium busy, which the rest of the suite would pay for)."""
+    contexts = []
+
+    def make(width: int, height: int):
+        contexts.append(browser.new_context(viewport={"width": width, "height": height}))
+        return contexts[-1].new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
 def expect(locator):
     from playwright.sync_api import expect as playwright_expect
 
@@ -92,9 +107,9 @@ def _analyse(page, picture: Path):
     page.locator("#heatmap img").wait_for(timeout=300000)  # the first heatmap loads TensorFlow
 
 
-def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_paths, tmp_path):
+def test_the_product_from_visitor_to_disabled_user(app, new_page, shots, sample_paths, tmp_path):
     url, mail = app
-    user_page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    user_page = new_page(1400, 1100)
     # a visitor predicts with a heatmap, without an account
     _open(user_page, url)
     _analyse(user_page, sample_paths["FAKE"][0])
@@ -168,7 +183,7 @@ def test_the_product_from_visitor_to_disabled_user(app, browser, shots, sample_p
     user_page.locator("#token-shown").get_by_text("revoked").wait_for(timeout=30000)
 
     # the admin signs in, sees the flag, accepts it by clicking, and disables the user
-    admin_page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    admin_page = new_page(1400, 1100)
     _sign_in(admin_page, url, *ADMIN)
     _tab(admin_page, "Admin · Retraining")
     admin_page.locator("#flags-gallery img").first.click(timeout=60000)
@@ -236,12 +251,12 @@ def _expected_card(prediction) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("viewport", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
-def test_the_result_card_says_one_thing_and_is_in_view(app, browser, shots, tmp_path, viewport):
+def test_the_result_card_says_one_thing_and_is_in_view(app, new_page, shots, tmp_path, viewport):
     from inference.classifier import Classifier
 
     url, _ = app
     width, height = viewport
-    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page = new_page(width, height)
     _open(page, url)
     clf = Classifier()
     for band, picture in _pictures_by_band(tmp_path).items():
@@ -263,9 +278,9 @@ def test_the_result_card_says_one_thing_and_is_in_view(app, browser, shots, tmp_
         page.screenshot(path=str(shots / f"card_{band}_{width}.png"))
 
 
-def test_the_sign_in_form_is_visible_and_a_wrong_password_comes_back_with_the_name_kept(app, browser):
+def test_the_sign_in_form_is_visible_and_a_wrong_password_comes_back_with_the_name_kept(app, new_page):
     url, _ = app
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page = new_page(1280, 900)
     _open(page, url)
     _tab(page, "Sign in")
     name = page.locator("#signin-form input[name=username]")
@@ -280,9 +295,9 @@ def test_the_sign_in_form_is_visible_and_a_wrong_password_comes_back_with_the_na
     assert "/login" not in page.url  # back in the styled app, not a bare page
 
 
-def test_the_header_buttons_open_sign_in_and_register_on_a_phone(app, browser):
+def test_the_header_buttons_open_sign_in_and_register_on_a_phone(app, new_page):
     url, _ = app
-    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page = new_page(390, 844)
     _open(page, url)
     page.locator("#header-register").click()
     _field(page, "reg-username").wait_for(timeout=60000)

@@ -22,11 +22,32 @@ MAX_FILE_MB, ZIP_MAX_MB, BATCH_MAX = 5, 8, 40
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def slow_mail():
+    """A real SMTP server that takes 3 s to accept each message (a slow mail server must not slow the
+    answer to /forgot for real accounts)."""
+    import asyncio
+
+    from appserver import MailCatcher
+
+    mail = MailCatcher()
+    deliver = mail.controller.handler.handle_DATA
+
+    async def slow_delivery(*args):
+        await asyncio.sleep(3)
+        return await deliver(*args)
+
+    mail.controller.handler.handle_DATA = slow_delivery
+    with mail:
+        yield mail
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, slow_mail):
     data_dir = tmp_path_factory.mktemp("securitydata")
     env = {"CIFAKE_WARMUP": "0", "CIFAKE_MAX_FILE_MB": str(MAX_FILE_MB), "CIFAKE_ZIP_MAX_MB": str(ZIP_MAX_MB),
            "CIFAKE_BATCH_MAX_FILES": str(BATCH_MAX), "CIFAKE_LOGIN_ADDRESS_BUDGET": "12",
-           "CIFAKE_REGISTRATIONS_PER_HOUR": "50"}  # refused registrations count too; the strict server tests the limit
+           "CIFAKE_REGISTRATIONS_PER_HOUR": "50",  # refused registrations count too; the strict server tests the limit
+           "CIFAKE_SMTP_URL": slow_mail.url}
     with running_app(data_dir, env, [(*USER, "alice@example.org"), ("bob", "bob-password-123")]) as (url, process):
         yield url, data_dir, process
 
@@ -696,33 +717,19 @@ def test_refused_registrations_count_toward_the_address_limit(strict_server):
     assert "is taken" in tries[0][1] and "Too many new accounts" in tries[2][1]
 
 
-def test_a_reset_mail_is_sent_after_the_answer_so_real_and_unknown_names_answer_alike(tmp_path):
-    import asyncio
-
-    from appserver import MailCatcher
-
-    mail = MailCatcher()
-    deliver = mail.controller.handler.handle_DATA
-
-    async def slow_delivery(*args):  # a slow mail server must not slow the answer for real accounts
-        await asyncio.sleep(3)
-        return await deliver(*args)
-
-    mail.controller.handler.handle_DATA = slow_delivery
-    env = {"CIFAKE_WARMUP": "0", "CIFAKE_SMTP_URL": mail.url}
-    with mail, running_app(tmp_path, env, [(*USER, "alice@example.org")]) as (url, _):
-        http = _visitor(url)
-        timings = {}
-        for name in ("alice", "nobody-here", "alice@example.org"):
-            start = time.monotonic()
-            assert "reset link is on its way" in http.post("/forgot", data={"username": name}).text
-            timings[name] = time.monotonic() - start
-        assert max(timings.values()) < 2.0, timings
-        assert "/reset?token=" in mail.wait_for_link(2, timeout=60)
-        for _ in range(3):  # 5 an hour from one address: the sixth is refused, and keeps what was typed
-            answer = http.post("/forgot", data={"username": "alice@example.org"})
-        assert answer.status_code == 429 and "Too many requests" in answer.text
-        assert 'value="alice@example.org"' in answer.text
+def test_a_reset_mail_is_sent_after_the_answer_so_real_and_unknown_names_answer_alike(server, slow_mail):
+    http, mail = _visitor(server[0]), slow_mail
+    timings = {}
+    for name in ("alice", "nobody-here", "alice@example.org"):
+        start = time.monotonic()
+        assert "reset link is on its way" in http.post("/forgot", data={"username": name}).text
+        timings[name] = time.monotonic() - start
+    assert max(timings.values()) < 2.0, timings
+    assert "/reset?token=" in mail.wait_for_link(2, timeout=60)
+    for _ in range(3):  # 5 an hour from one address: the sixth is refused, and keeps what was typed
+        answer = http.post("/forgot", data={"username": "alice@example.org"})
+    assert answer.status_code == 429 and "Too many requests" in answer.text
+    assert 'value="alice@example.org"' in answer.text
 
 
 # -- 13. plain errors with an id, GET /logout (issue 20) --------------------------------------------------------

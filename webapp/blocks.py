@@ -3,6 +3,8 @@
 - File paths a request names are refused unless Gradio's upload route created them (`webapp.uploads`).
 - A request with too few inputs gets a short message: Gradio's own quotes every value it received, so a
   client's body went whole into the log and back to the client.
+- A refusal (`gr.Error`: "Please sign in.", "not a picture") goes to the client and, at INFO, as one
+  line to the log; Gradio would print a traceback for each.
 - An unexpected exception reaches the client as a plain sentence with an error id; the log gets the id,
   the exception's type, its first 300 characters and the traceback (raw texts like "Python int too large
   to convert to SQLite INTEGER" told clients about the internals; a message may quote request values).
@@ -26,7 +28,9 @@ class AppBlocks(gr.Blocks):
     async def process_api(self, *args, **kwargs):
         try:
             return await super().process_api(*args, **kwargs)
-        except AppError:  # gr.Error and kin: sentences written for the user
+        except AppError as refusal:  # gr.Error and kin: sentences written for the user, answers and not faults:
+            refusal.print_exception = False  # Gradio would print a traceback for each ("Please sign in.")
+            log.info("refused: %s: %.200s", getattr(refusal, "title", "Error"), refusal)
             raise
         except Exception as err:
             error_id = secrets.token_hex(4)

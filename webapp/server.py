@@ -133,6 +133,26 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
     return app
 
 
+def serve(app: FastAPI, settings) -> None:
+    """Run `app` under uvicorn until SIGTERM/SIGINT. A stop first ends Gradio's heartbeat streams (every
+    open tab holds one): a mounted Blocks never launches, so nothing else tells them, and uvicorn would
+    wait `CIFAKE_SHUTDOWN_SECONDS` for them and then log a traceback for each."""
+    import uvicorn
+    from starlette.routing import Mount
+
+    streams = [route.app.stop_event for route in app.routes
+               if isinstance(route, Mount) and isinstance(route.app, gr.routes.App)]
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            for stop in streams:
+                stop.set()
+            await super().shutdown(sockets)
+
+    Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                          timeout_graceful_shutdown=settings.shutdown_seconds)).run()
+
+
 def _mcp_available() -> bool:
     try:
         import mcp  # noqa: F401 - gradio[mcp] installed: also serve the API as MCP tools
