@@ -3,6 +3,7 @@ over HTTP as a browser would. Every named endpoint is called by a role that may 
 import contextlib
 import re
 import sqlite3
+import threading
 import time
 import zipfile
 
@@ -187,8 +188,6 @@ def test_profile_and_password_forms_say_every_problem_beside_its_field_and_chang
 
 def _hold_a_heartbeat(url: str) -> None:
     """Open the stream every browser tab holds (Gradio's heartbeat) and return once it is flowing."""
-    import threading
-
     flowing = threading.Event()
 
     def listen():

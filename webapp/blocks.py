@@ -30,7 +30,7 @@ class AppBlocks(gr.Blocks):
             return await super().process_api(*args, **kwargs)
         except AppError as refusal:  # gr.Error and kin: sentences written for the user, answers and not faults:
             refusal.print_exception = False  # Gradio would print a traceback for each ("Please sign in.")
-            log.info("refused: %s: %.200s", getattr(refusal, "title", "Error"), refusal)
+            log.info("refused: %s: %.200s", refusal.title, refusal.message)
             raise
         except Exception as err:
             error_id = secrets.token_hex(4)

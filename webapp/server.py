@@ -20,6 +20,7 @@ from webapp.bodylimit import BodyLimitMiddleware, BodyLimits
 from webapp.context import AppContext
 from webapp.cookies import cookie, is_https
 from webapp.routes import account, media
+from webapp.settings import Settings
 from webapp.style import APP_CSS
 from webapp.uploads import keep_cache_under
 
@@ -133,7 +134,7 @@ def create_app(ctx: AppContext, demo: gr.Blocks) -> FastAPI:
     return app
 
 
-def serve(app: FastAPI, settings) -> None:
+def serve(app: FastAPI, settings: Settings) -> None:
     """Run `app` under uvicorn until SIGTERM/SIGINT. A stop first ends Gradio's heartbeat streams (every
     open tab holds one): a mounted Blocks never launches, so nothing else tells them, and uvicorn would
     wait `CIFAKE_SHUTDOWN_SECONDS` for them and then log a traceback for each."""
